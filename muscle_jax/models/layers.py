@@ -56,7 +56,7 @@ class Conv(nn.Module):
         y = jnp.einsum("bhwk,ko->bhwo", patches, kernel_KCxO)
         if self.use_bias:
             bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-            y = y + bias.astype(dtype)
+            y = y + bias.astype(dtype).reshape(1, 1, 1, -1)
         return y
 
 
