@@ -31,6 +31,7 @@ from muscle_jax.data.readers.signals import (
     Signals,
     read_gasfastrack_calibration,
     read_gasfastrack_signals,
+    read_csv_header,
     read_numeric_csv,
     read_signal_csv,
 )
@@ -248,9 +249,9 @@ def _segmentation_stage():
 def _trial_signals(trial: TrialRef, targets: tuple[str, ...], emg_settings: dict | None) -> Signals:
     if trial.layout == "gasfastrack":
         return read_gasfastrack_signals(trial.signals_path)[trial.name]
-    needs_raw_emg = "emg_v" in targets and RAW_EMG_COLUMN in read_numeric_csv_header(trial.signals_path) and (
-        "emg_v" not in read_numeric_csv_header(trial.signals_path)
-    )
+    header = read_csv_header(trial.signals_path)
+    # Raw EMG is conditioned here only when the file has no envelope of its own.
+    needs_raw_emg = "emg_v" in targets and "emg_v" not in header and RAW_EMG_COLUMN in header
     wanted = tuple(t for t in targets if not (t == "emg_v" and needs_raw_emg)) + ((RAW_EMG_COLUMN,) if needs_raw_emg else ())
     signals = read_signal_csv(trial.signals_path, wanted)
     if not needs_raw_emg:
@@ -259,12 +260,6 @@ def _trial_signals(trial: TrialRef, targets: tuple[str, ...], emg_settings: dict
     rate_hz = emg.sampling_rate_hz(signals.time_s_S, where)
     envelope = emg.emg_envelope(signals.values[RAW_EMG_COLUMN], rate_hz, emg_settings, where)
     return dataclasses.replace(signals, values={**signals.values, "emg_v": envelope})
-
-
-def read_numeric_csv_header(path: Path) -> list[str]:
-    """The column names of a CSV file's header row."""
-    with Path(path).open(newline="") as handle:
-        return [name.strip() for name in handle.readline().split(",")]
 
 
 def frame_positions(trial: TrialRef, signals: Signals, frames: DecodedFrames) -> np.ndarray:

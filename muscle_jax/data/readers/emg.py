@@ -25,7 +25,8 @@ def emg_envelope(raw_v_S: np.ndarray, rate_hz: float, settings: dict | None = No
     settings = {**DEFAULT_EMG, **(settings or {})}
     low_hz, high_hz = (float(f) for f in settings["bandpass_hz"])
     lowpass_hz, order = float(settings["lowpass_hz"]), int(settings["order"])
-    if rate_hz < float(settings["min_rate_hz"]):
+    # Rates computed from recorded time stamps carry rounding: 999.9999 Hz is a 1 kHz recording.
+    if rate_hz < 0.999 * float(settings["min_rate_hz"]):
         raise ValueError(
             f"{source}: raw EMG sampled at {rate_hz:.1f} Hz, below the {settings['min_rate_hz']:.0f} Hz this "
             "conditioning needs; give an envelope (emg_v) instead"

@@ -121,6 +121,15 @@ def read_gasfastrack_calibration(params_path: Path | str) -> tuple[Crop, float]:
     return Crop.from_matlab_rect(rect), float(_field(params, "px2mmX", f"{params_path}: Params")[0])
 
 
+def read_csv_header(path: Path | str) -> list[str]:
+    """The column names of a CSV file's header row; an error naming the file when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such CSV file")
+    with path.open(newline="") as handle:
+        return [name.strip() for name in next(csv.reader(handle), [])]
+
+
 def read_numeric_csv(path: Path | str, required: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Columns of a CSV with a header row, parsed as floats.
 
