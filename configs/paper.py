@@ -1,0 +1,27 @@
+"""Paper scale (Cunningham et al. 2017): 19 participants, leave-one-participant-out, a full-size
+model; meant for an accelerator.
+
+Run:      python -m muscle_jax.main --config=configs/paper.py --workdir=runs/paper
+Time:     not measured on a GPU yet (no accelerator was available to the session that wrote it);
+          on a 2-core CPU it is impractical (hours).
+Expected: held-out R² per target at least the default's; compare in kind with the study's RMSE
+          (angle 0.022°, EMG 0.0001 V, torque 0.256 N·m), which came from real recordings.
+"""
+
+from configs import default
+
+
+def get_config():
+    config = default.get_config()
+    config.dataset.builder_config = "phantom_paper"
+    config.model.channels = (32, 64, 128, 256)
+    config.model.hidden = 256
+    config.model.dropout = 0.5
+    config.train.batch_size = 64
+    config.train.num_steps = 20_000
+    config.train.learning_rate = 1e-3
+    config.train.warmup_steps = 500
+    config.train.log_every = 200
+    config.train.checkpoint_every = 1000
+    config.eval.batch_size = 512
+    return config

@@ -1,0 +1,81 @@
+"""Aponeurosis segmentation: the U-Net shipped in muscle_jax/segmentation/pretrained/.
+
+Run (regenerates the shipped checkpoint and its validation metrics):
+          python -m muscle_jax.segmentation.train --config=configs/segmentation.py \
+              --output=muscle_jax/segmentation/pretrained/unet_aponeurosis.msgpack
+Time:     see docs/segmentation.md (measured on the shared 2-core CPU).
+Expected: validation Dice ≥ 0.80 at the input resolution on the 15 % of DL_Track images held
+          out by image (docs/segmentation.md has the measured Dice, IoU and thickness error).
+Quick check: --config=configs/segmentation.py:smoke (a few steps on a few images).
+"""
+
+from pathlib import Path
+
+import ml_collections
+
+# ../shared/data relative to the repository root.
+_DL_TRACK_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dl_track_aponeurosis"
+
+
+def get_config(mode: str = "") -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+
+    config.data = ml_collections.ConfigDict()
+    config.data.dl_track_dir = str(_DL_TRACK_DIR)
+    config.data.validation_fraction = 0.15  # whole images, stratified by image size (scanner)
+    config.data.split_seed = 0
+    config.data.max_images = 0  # 0 = all; n = the first n of each split (smoke runs)
+
+    # Frames are resized (antialiased) to this height × width before the network; predicted
+    # probabilities are resized back to the frame's size. Height matters more than width:
+    # the aponeuroses are thin, near-horizontal bands.
+    config.input_hw = (256, 128)
+
+    config.model = ml_collections.ConfigDict()
+    config.model.features = 8
+    config.model.depth = 4
+    config.model.conv_impl = "xla"
+    config.model.norm_groups = 4
+
+    config.augment = ml_collections.ConfigDict()
+    config.augment.flip_probability = 0.5
+    config.augment.scale_range = (0.8, 1.25)  # zoom; > 1 magnifies (crops)
+    config.augment.aspect_jitter = 0.1  # log-scale jitter of height vs width
+    config.augment.max_shift_fraction = 0.1
+    config.augment.gain_range = (0.6, 1.4)
+    config.augment.gamma_range = (0.7, 1.4)
+    config.augment.speckle_sigma_max = 0.3  # multiplicative noise, per pixel
+    config.augment.noise_sigma_max = 0.03  # additive noise, in [0, 1] intensity units
+
+    config.train = ml_collections.ConfigDict()
+    config.train.batch_size = 16
+    config.train.num_steps = 1500
+    config.train.learning_rate = 3e-3
+    config.train.warmup_steps = 50
+    config.train.weight_decay = 1e-4
+    config.train.dice_weight = 1.0  # loss = BCE + dice_weight · (1 − soft Dice)
+    config.train.log_every = 50
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.batch_size = 16
+    config.eval.threshold = 0.5
+
+    config.roi = ml_collections.ConfigDict()
+    config.roi.degree = 2  # polynomial degree of each fitted aponeurosis
+    config.roi.min_mask_fraction = 0.002  # below this share of mask pixels: nothing found
+    config.roi.min_span_fraction = 0.25  # each aponeurosis must span this share of the width
+    config.roi.min_overlap_fraction = 0.25  # columns both aponeuroses cover, share of the width
+    config.roi.min_thickness_fraction = 0.05  # thickness bounds, share of the frame height
+    config.roi.max_thickness_fraction = 0.9
+    config.roi.max_residual_fraction = 0.03  # RMS fit residual bound, share of the frame height
+
+    if mode == "smoke":
+        config.data.max_images = 8
+        config.train.batch_size = 4
+        config.train.num_steps = 4
+        config.train.warmup_steps = 1
+        config.train.log_every = 2
+    elif mode:
+        raise ValueError(f"configs/segmentation.py knows mode 'smoke' only, got {mode!r}")
+    return config

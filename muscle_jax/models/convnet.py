@@ -1,0 +1,41 @@
+"""The pinned plain convolutional regressor (the CPU default and the benchmark model)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+
+from muscle_jax.models import layers
+from muscle_jax.models.normalization import make_norm
+
+
+class ConvNet(nn.Module):
+    """Stages of [conv3×3 → ReLU → conv3×3 → ReLU → maxpool 2×2], then GAP → Dense → ReLU → Dropout → Dense.
+
+    `norm` ('none' | 'group' | 'layer') inserts a normalisation before each ReLU; it is
+    an ablation knob and off by default, as in the pinned design.
+    """
+
+    num_targets: int
+    channels: Sequence[int] = (16, 32, 64, 128)
+    hidden: int = 256
+    dropout: float = 0.0
+    norm: str = "none"
+    conv_impl: str = "matmul"
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, images_BxHxWxC: jax.Array, *, train: bool) -> jax.Array:
+        x = images_BxHxWxC
+        for stage, features in enumerate(self.channels):
+            for i in range(2):
+                x = layers.make_conv(self.conv_impl, features, 3, self.dtype, name=f"conv{stage}_{i}")(x)
+                x = make_norm(self.norm, features)(x)
+                x = nn.relu(x)
+            x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x_BxC = x.mean(axis=(1, 2))
+        x_BxC = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name="hidden")(x_BxC))
+        x_BxC = nn.Dropout(self.dropout, deterministic=not train)(x_BxC)
+        return nn.Dense(self.num_targets, dtype=self.dtype, name="head")(x_BxC).astype("float32")

@@ -1,0 +1,61 @@
+"""Pre-activation residual network with configurable depth and width."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+
+from muscle_jax.models import layers
+from muscle_jax.models.normalization import make_norm
+
+
+class PreActBlock(nn.Module):
+    """norm → ReLU → conv3×3 → norm → ReLU → conv3×3, plus a 1×1 projection when widths differ."""
+
+    features: int
+    norm: str
+    conv_impl: str
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+        y = nn.relu(make_norm(self.norm, x_BxHxWxC.shape[-1])(x_BxHxWxC))
+        shortcut = x_BxHxWxC
+        if x_BxHxWxC.shape[-1] != self.features:
+            shortcut = nn.Dense(self.features, use_bias=False, dtype=self.dtype, name="project")(y)
+        y = layers.make_conv(self.conv_impl, self.features, 3, self.dtype, name="conv0")(y)
+        y = nn.relu(make_norm(self.norm, self.features)(y))
+        y = layers.make_conv(self.conv_impl, self.features, 3, self.dtype, name="conv1")(y)
+        return shortcut + y
+
+
+class ResNet(nn.Module):
+    """Stem conv, then `blocks_per_stage[i]` pre-activation blocks of width `channels[i]`
+    with 2×2 max-pooling between stages, then norm → ReLU → GAP → Dropout → Dense."""
+
+    num_targets: int
+    channels: Sequence[int] = (16, 32, 64, 128)
+    blocks_per_stage: Sequence[int] = (1, 1, 1, 1)
+    dropout: float = 0.0
+    norm: str = "group"
+    conv_impl: str = "matmul"
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, images_BxHxWxC: jax.Array, *, train: bool) -> jax.Array:
+        if len(self.blocks_per_stage) != len(self.channels):
+            raise ValueError(
+                f"model.blocks_per_stage {tuple(self.blocks_per_stage)} and model.channels "
+                f"{tuple(self.channels)} must have the same length"
+            )
+        x = layers.make_conv(self.conv_impl, self.channels[0], 3, self.dtype, name="stem")(images_BxHxWxC)
+        for stage, (features, blocks) in enumerate(zip(self.channels, self.blocks_per_stage)):
+            if stage > 0:
+                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            for block in range(blocks):
+                x = PreActBlock(features, self.norm, self.conv_impl, self.dtype, name=f"stage{stage}_block{block}")(x)
+        x = nn.relu(make_norm(self.norm, x.shape[-1])(x))
+        x_BxC = nn.Dropout(self.dropout, deterministic=not train)(x.mean(axis=(1, 2)))
+        return nn.Dense(self.num_targets, dtype=self.dtype, name="head")(x_BxC).astype("float32")
