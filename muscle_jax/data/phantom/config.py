@@ -27,7 +27,7 @@ class PhantomConfig:
         the arrays do not depend on it.
     """
 
-    num_participants: int = 7
+    num_participants: int = 6
     frame_hw: tuple[int, int] = (128, 128)
     roi_hw: tuple[int, int] = (64, 64)
     frame_rate_hz: float = 25.0
@@ -85,7 +85,7 @@ class PhantomConfig:
 
 
 def phantom_small() -> PhantomConfig:
-    """The CPU default: 7 participants, 34 s each at 25 Hz (850 frames), 128×128 frames, 64×64 ROI."""
+    """The CPU default: 6 participants, 34 s each at 25 Hz (850 frames), 128×128 frames, 64×64 ROI."""
     return PhantomConfig()
 
 
@@ -106,4 +106,20 @@ def phantom_paper() -> PhantomConfig:
         num_combined_trials=3,
         combined_duration_s=30.0,
         workers=8,
+    )
+
+
+def phantom_tiny() -> PhantomConfig:
+    """For tests and smoke runs (about a second): 2 participants, 3 trials of ~1 s, 64×64 frames."""
+    return PhantomConfig(
+        num_participants=2,
+        frame_hw=(64, 64),
+        roi_hw=(16, 24),
+        mm_per_px=0.8,
+        passive_duration_s=1.0,
+        isometric_angles_deg=(5.0,),
+        isometric_duration_s=1.0,
+        num_combined_trials=1,
+        combined_duration_s=1.2,
+        workers=1,
     )

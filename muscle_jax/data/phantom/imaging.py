@@ -35,9 +35,9 @@ from muscle_jax.data.phantom.participants import Participant
 CHUNK_FRAMES = 32  # frames rendered together: vectorised, with bounded memory
 SCATTERER_SMOOTHING_PX = 0.6  # pre-smoothing so bilinear sampling does not modulate the variance
 ELECTRONIC_NOISE = 0.03  # amplitude of per-frame noise relative to muscle speckle
-SOLEUS_ECHOGENICITY = 0.8
-MUSCLE_DISPLAY_FRACTION = 0.1  # where mean muscle echo sits within the dynamic range, before gain
-DISPLAY_SMOOTHING_PX = 0.8
+SOLEUS_ECHOGENICITY = 1.6
+MUSCLE_DISPLAY_FRACTION = 0.2  # where mean muscle echo sits within the dynamic range, before gain
+DISPLAY_SMOOTHING_PX = 1.0
 MARGIN_MM = 4.0
 # Mask labels.
 BACKGROUND, SUPERFICIAL, DEEP, MUSCLE = 0, 1, 2, 3
@@ -130,15 +130,17 @@ def build_canvas(participant: Participant, config: PhantomConfig, rng: np.random
         rng, b_cols, np.sin(rest_pennation) / p.striation_spacing_mm, 0.25 / np.sin(rest_pennation)
     )
     # Perimysium is visible in segments: a field correlated along fascicles, short across them.
-    segments = np.clip(_smooth_noise(rng, (b_rows.size, b_cols.size), (4.0 / s, 1.0 / s)), 0.0, None)
-    echo_b = 1.0 + p.striation_contrast * fascicle_lines[None, :] * segments / 3.0
+    segments = np.clip(_smooth_noise(rng, (b_rows.size, b_cols.size), (3.0 / s, 1.0 / s)) + 0.3, 0.0, None)
+    echo_b = 1.0 + p.striation_contrast * fascicle_lines[None, :] * segments / 2.0
 
     # Region C: soleus below the deep aponeurosis, coordinates (depth below it, along its fascicles).
     c_rows = axis(-MARGIN_MM, height_mm + MARGIN_MM)
     c_cols = axis(-half_w - height_mm / np.tan(np.deg2rad(p.soleus_pennation_deg)) - 40.0, half_w + 40.0)
+    # Soleus appears blotchy rather than striated: short, sparse segments on a brighter background.
     soleus_lines = _line_pattern(rng, c_cols, 0.3, 0.6)
-    soleus_segments = np.clip(_smooth_noise(rng, (c_rows.size, c_cols.size), (3.0 / s, 1.5 / s)), 0.0, None)
-    echo_c = SOLEUS_ECHOGENICITY * (1.0 + 0.4 * p.striation_contrast * soleus_lines[None, :] * soleus_segments / 3.0)
+    soleus_segments = np.clip(_smooth_noise(rng, (c_rows.size, c_cols.size), (1.5 / s, 1.5 / s)) - 1.0, 0.0, None)
+    blotches = np.exp(0.5 * _smooth_noise(rng, (c_rows.size, c_cols.size), (2.0 / s, 3.0 / s)))
+    echo_c = SOLEUS_ECHOGENICITY * blotches * (1.0 + 0.2 * p.striation_contrast * soleus_lines[None, :] * soleus_segments)
 
     gap = 4  # zero rows between regions, never sampled (coordinates are clipped to each region)
     width = max(a_cols.size, b_cols.size, c_cols.size)
@@ -232,17 +234,26 @@ def render_frames(
     geometry: FrameGeometry,
     config: PhantomConfig,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """B-mode frames (uint8 [T, H, W]) and masks (uint8 [T, H, W], labels as in this module)."""
+    keep_envelope: bool = False,
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """B-mode frames (uint8 [T, H, W]) and masks (uint8 [T, H, W], labels as in this module).
+
+    With keep_envelope, also the speckle envelope before log compression (float32 [T, H, W],
+    1 = RMS of muscle speckle), for checking its statistics.
+    """
     num_frames = geometry.pennation_rad_T.shape[0]
     height, width = config.frame_hw
     frames = np.empty((num_frames, height, width), np.uint8)
     masks = np.empty((num_frames, height, width), np.uint8)
+    envelopes = np.empty((num_frames, height, width), np.float32) if keep_envelope else None
     psf_rms = _psf_rms((participant.psf_axial_mm / config.mm_per_px, participant.psf_lateral_mm / config.mm_per_px))
     for start in range(0, num_frames, CHUNK_FRAMES):
         chunk = slice(start, min(start + CHUNK_FRAMES, num_frames))
-        frames[chunk], masks[chunk] = _render_chunk(participant, canvas, geometry, chunk, config, rng, psf_rms)
-    return frames, masks
+        envelope, depth_mm, masks[chunk] = _render_chunk(participant, canvas, geometry, chunk, config, rng, psf_rms)
+        frames[chunk] = display(envelope, depth_mm, participant)
+        if keep_envelope:
+            envelopes[chunk] = envelope
+    return (frames, masks, envelopes) if keep_envelope else (frames, masks)
 
 
 def _render_chunk(participant, canvas, geometry, chunk, config, rng, psf_rms):
@@ -320,25 +331,24 @@ def _render_chunk(participant, canvas, geometry, chunk, config, rng, psf_rms):
     sigma_px = (p.psf_axial_mm / s, p.psf_lateral_mm / s)
     real = ndimage.gaussian_filter(real, (0, *sigma_px), mode="nearest")
     imag = ndimage.gaussian_filter(imag, (0, *sigma_px), mode="nearest")
-    intensity = (real**2 + imag**2) * np.float32(1.0 / psf_rms**2)
-    level_db = np.float32(10.0) * np.log10(intensity + np.float32(1e-12))
-    pixels = display(level_db, z_TxHxW, participant, config)
+    envelope = np.sqrt(real**2 + imag**2) * np.float32(1.0 / psf_rms)
 
     mask = np.full(rows.shape, BACKGROUND, np.uint8)
     mask[in_superficial] = SUPERFICIAL
     mask[in_deep] = DEEP
     mask[in_muscle] = MUSCLE
-    return pixels, mask
+    return envelope, z_TxHxW, mask
 
 
-def display(level_db_TxHxW: np.ndarray, depth_mm_TxHxW: np.ndarray, participant: Participant, config: PhantomConfig) -> np.ndarray:
-    """Scanner display: residual attenuation, gain, log-compressed dynamic range, 8 bits.
+def display(envelope_TxHxW: np.ndarray, depth_mm_TxHxW: np.ndarray, participant: Participant) -> np.ndarray:
+    """Scanner display: log compression, residual attenuation, gain, dynamic range, 8 bits.
 
     A frame pixel covers several speckle cells of the scanner's native image; the display
     averages them, which we model by smoothing the log-compressed level over about one pixel.
     """
     p = participant
-    level = ndimage.gaussian_filter(level_db_TxHxW, (0, DISPLAY_SMOOTHING_PX, DISPLAY_SMOOTHING_PX), mode="nearest")
+    level_db = np.float32(20.0) * np.log10(envelope_TxHxW + np.float32(1e-6))
+    level = ndimage.gaussian_filter(level_db, (0, DISPLAY_SMOOTHING_PX, DISPLAY_SMOOTHING_PX), mode="nearest")
     level = level - np.float32(p.residual_attenuation_db_per_mm) * depth_mm_TxHxW + np.float32(p.gain_db)
     floor_db = -MUSCLE_DISPLAY_FRACTION * p.dynamic_range_db
     scaled = (level - np.float32(floor_db)) * np.float32(255.0 / p.dynamic_range_db)

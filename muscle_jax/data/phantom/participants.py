@@ -22,8 +22,9 @@ class Range:
 
 PARAMETER_RANGES: dict[str, Range] = {
     # Architecture of the medial gastrocnemius at rest, ankle neutral, knee extended.
-    "thickness_mm": Range(14.0, 22.0, "mm", "Narici et al. 1996; Kawakami et al. 1998"),
-    "rest_pennation_deg": Range(17.0, 25.0, "deg", "Narici et al. 1996; Kawakami et al. 1998"),
+    # Thickness follows from these two through the constant-thickness model: h = L sin(a).
+    "rest_fascicle_length_mm": Range(45.0, 55.0, "mm", "Narici et al. 1996; Kawakami et al. 1998"),
+    "rest_pennation_deg": Range(19.0, 23.0, "deg", "Narici et al. 1996; Kawakami et al. 1998"),
     "fat_mm": Range(3.0, 10.0, "mm", "Störchle et al. 2018 (calf subcutaneous adipose tissue, ultrasound)"),
     "skin_mm": Range(1.2, 2.2, "mm", "Störchle et al. 2018"),
     "superficial_aponeurosis_mm": Range(0.8, 1.6, "mm", "Bénard et al. 2009; Cronin et al. 2020 (DL_Track masks)"),
@@ -31,28 +32,28 @@ PARAMETER_RANGES: dict[str, Range] = {
     # Fascicles operate below optimum length at neutral (ascending limb).
     "rest_length_over_optimum": Range(0.85, 0.95, "1", "Maganaris 2003 (MG operating range)"),
     # Share of muscle-tendon excursion taken up by the muscle belly at rest.
-    "passive_belly_share": Range(0.45, 0.70, "1", "Herbert et al. 2002; Fukunaga et al. 1997"),
-    "tendon_stiffness_n_per_mm": Range(100.0, 250.0, "N/mm", "Magnusson et al. 2001; Maganaris & Paul 2002"),
-    "max_torque_nm": Range(110.0, 170.0, "N·m", "Loram et al. 2017/2019 (0–150 N·m); Maganaris 2003"),
+    "passive_belly_share": Range(0.55, 0.75, "1", "Herbert et al. 2002; Narici et al. 1996 (fascicle vs MTU excursion)"),
+    "tendon_stiffness_n_per_mm": Range(90.0, 160.0, "N/mm", "calibrated: ~30% fascicle shortening at MVC (Narici et al. 1996)"),
+    "max_torque_nm": Range(120.0, 160.0, "N·m", "Cunningham et al. 2017/2019 (0–150 N·m); Maganaris 2003"),
     "moment_arm_mm": Range(40.0, 55.0, "mm", "Maganaris et al. 1998; Rugg et al. 1990"),
-    "emg_max_v": Range(0.4e-3, 1.1e-3, "V", "Cunningham et al. 2017 (EMG envelope up to ~1 mV); De Luca 1997"),
+    "emg_max_v": Range(0.6e-3, 1.1e-3, "V", "Cunningham et al. 2017 (EMG envelope up to ~1 mV); De Luca 1997"),
     "electromechanical_delay_s": Range(0.03, 0.07, "s", "Cavanagh & Komi 1979; Nordez et al. 2009"),
     "activation_bulge": Range(0.0, 0.04, "1", "Narici et al. 1996 (thickness nearly constant with contraction)"),
-    "max_fascicle_curvature_per_m": Range(3.0, 7.0, "1/m", "Muramatsu et al. 2002"),
+    "max_fascicle_curvature_per_m": Range(6.0, 10.0, "1/m", "Muramatsu et al. 2002 (curvature grows with contraction)"),
     "passive_torque_scale_nm": Range(1.5, 4.0, "N·m", "Riener & Edrich 1999 (passive ankle moment)"),
     "passive_torque_stiffening": Range(3.0, 5.0, "1/rad", "Riener & Edrich 1999"),
     # Image appearance and probe placement.
-    "muscle_echogenicity": Range(0.7, 1.3, "relative", "Pillen et al. 2008 (echo intensity varies between people)"),
+    "muscle_echogenicity": Range(0.8, 1.25, "relative", "Pillen et al. 2008 (echo intensity varies between people)"),
     "activation_echo_drop": Range(0.10, 0.25, "relative", "assumption: contracted muscle is less echogenic (docs/phantom.md)"),
-    "striation_contrast": Range(8.0, 30.0, "relative", "calibrated on GasFasTrack / DL_Track images (docs/phantom.md)"),
+    "striation_contrast": Range(10.0, 30.0, "relative", "calibrated on GasFasTrack / DL_Track images (docs/phantom.md)"),
     "striation_spacing_mm": Range(0.8, 2.0, "mm", "calibrated on GasFasTrack images (perimysium spacing)"),
     "aponeurosis_echogenicity": Range(150.0, 600.0, "relative", "calibrated on GasFasTrack images"),
     "fat_echogenicity": Range(0.5, 1.5, "relative", "calibrated on GasFasTrack images"),
     "skin_echogenicity": Range(20.0, 80.0, "relative", "calibrated on GasFasTrack images"),
     "septa_per_cm": Range(1.0, 4.0, "1/cm", "calibrated on GasFasTrack / DL_Track images (fat septa)"),
-    "gain_db": Range(-4.0, 4.0, "dB", "scanner setting, varied by operator"),
+    "gain_db": Range(-2.0, 3.0, "dB", "scanner setting, varied by operator"),
     "dynamic_range_db": Range(45.0, 60.0, "dB", "scanner setting (typical 45–60 dB)"),
-    "residual_attenuation_db_per_mm": Range(0.0, 0.25, "dB/mm", "Goss et al. 1979 (≈1 dB/cm/MHz), TGC mismatch"),
+    "residual_attenuation_db_per_mm": Range(0.0, 0.1, "dB/mm", "Goss et al. 1979 (≈1 dB/cm/MHz), TGC mismatch"),
     # Gaussian PSF standard deviations: resolution (FWHM) / 2.355 of a 7–10 MHz linear probe.
     "psf_axial_mm": Range(0.10, 0.16, "mm", "7–10 MHz linear probe: axial FWHM 0.25–0.4 mm"),
     "psf_lateral_mm": Range(0.25, 0.40, "mm", "7–10 MHz linear probe: lateral FWHM 0.6–0.95 mm"),
@@ -68,15 +69,11 @@ PARAMETER_RANGES: dict[str, Range] = {
 }
 
 
-# Resting MG fascicle length at neutral ankle, knee extended (Narici et al. 1996; Kawakami et al. 1998).
-REST_FASCICLE_LENGTH_MM = (38.0, 65.0)
-
-
 @dataclasses.dataclass(frozen=True)
 class Participant:
     """One simulated participant: a value for each entry of PARAMETER_RANGES."""
 
-    thickness_mm: float
+    rest_fascicle_length_mm: float
     rest_pennation_deg: float
     fat_mm: float
     skin_mm: float
@@ -117,9 +114,9 @@ class Participant:
     soleus_pennation_deg: float
 
     @property
-    def rest_fascicle_length_mm(self) -> float:
-        """Resting fascicle length at neutral: constant thickness over the sine of pennation."""
-        return self.thickness_mm / np.sin(np.deg2rad(self.rest_pennation_deg))
+    def thickness_mm(self) -> float:
+        """Muscle thickness at rest: fascicle length times the sine of pennation (14–22 mm)."""
+        return self.rest_fascicle_length_mm * float(np.sin(np.deg2rad(self.rest_pennation_deg)))
 
 
 def draw_participant(rng: np.random.Generator) -> Participant:
@@ -128,13 +125,4 @@ def draw_participant(rng: np.random.Generator) -> Participant:
     Draws are made in the (fixed) order of PARAMETER_RANGES, so a seed fixes every value.
     """
     values = {name: float(rng.uniform(r.low, r.high)) for name, r in PARAMETER_RANGES.items()}
-    # Thickness and pennation are drawn independently; redraw pennation until the implied
-    # resting fascicle length lies in the reported range for MG at neutral.
-    low_mm, high_mm = REST_FASCICLE_LENGTH_MM
-    pennation = PARAMETER_RANGES["rest_pennation_deg"]
-    for _ in range(1000):
-        length_mm = values["thickness_mm"] / np.sin(np.deg2rad(values["rest_pennation_deg"]))
-        if low_mm <= length_mm <= high_mm:
-            return Participant(**values)
-        values["rest_pennation_deg"] = float(rng.uniform(pennation.low, pennation.high))
-    raise RuntimeError("draw_participant: no pennation in range gives a plausible fascicle length")
+    return Participant(**values)
