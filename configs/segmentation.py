@@ -13,6 +13,8 @@ from pathlib import Path
 
 import ml_collections
 
+from muscle_jax.segmentation.curves import default_roi_config
+
 # ../shared/data relative to the repository root.
 _DL_TRACK_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dl_track_aponeurosis"
 
@@ -36,9 +38,10 @@ def get_config(mode: str = "") -> ml_collections.ConfigDict:
     config.model.features = 8
     config.model.depth = 4
     config.model.conv_impl = "xla"
-    config.model.norm_groups = 4
+    config.model.norm_groups = 0  # GroupNorm groups; 0 = none (CPU-cheap, window-safe)
 
     config.augment = ml_collections.ConfigDict()
+    config.augment.crop_hw = (128, 128)  # training window; (0, 0) = the whole working frame
     config.augment.flip_probability = 0.5
     config.augment.scale_range = (0.8, 1.25)  # zoom; > 1 magnifies (crops)
     config.augment.aspect_jitter = 0.1  # log-scale jitter of height vs width
@@ -50,8 +53,8 @@ def get_config(mode: str = "") -> ml_collections.ConfigDict:
 
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 16
-    config.train.num_steps = 1500
-    config.train.learning_rate = 3e-3
+    config.train.num_steps = 1000
+    config.train.learning_rate = 2e-3
     config.train.warmup_steps = 50
     config.train.weight_decay = 1e-4
     config.train.dice_weight = 1.0  # loss = BCE + dice_weight · (1 − soft Dice)
@@ -61,17 +64,12 @@ def get_config(mode: str = "") -> ml_collections.ConfigDict:
     config.eval.batch_size = 16
     config.eval.threshold = 0.5
 
-    config.roi = ml_collections.ConfigDict()
-    config.roi.degree = 2  # polynomial degree of each fitted aponeurosis
-    config.roi.min_mask_fraction = 0.002  # below this share of mask pixels: nothing found
-    config.roi.min_span_fraction = 0.25  # each aponeurosis must span this share of the width
-    config.roi.min_overlap_fraction = 0.25  # columns both aponeuroses cover, share of the width
-    config.roi.min_thickness_fraction = 0.05  # thickness bounds, share of the frame height
-    config.roi.max_thickness_fraction = 0.9
-    config.roi.max_residual_fraction = 0.03  # RMS fit residual bound, share of the frame height
+    config.roi = default_roi_config()  # curve degree and plausibility bounds (segmentation/curves.py)
 
     if mode == "smoke":
         config.data.max_images = 8
+        config.input_hw = (64, 32)
+        config.augment.crop_hw = (32, 32)
         config.train.batch_size = 4
         config.train.num_steps = 4
         config.train.warmup_steps = 1
