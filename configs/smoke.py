@@ -14,7 +14,7 @@ def get_config():
     config.model.channels = (4, 8)
     config.model.hidden = 16
     config.train.batch_size = 8
-    config.train.num_steps = 6
+    config.train.num_steps = 8
     config.train.warmup_steps = 2
     config.train.log_every = 2
     config.train.checkpoint_every = 2

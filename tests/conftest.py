@@ -1,6 +1,10 @@
-"""Shared test setup: strict shapes, and one tiny phantom dataset built once per session."""
+"""Shared test setup: strict shapes, one tiny phantom dataset and one trained run per session."""
 
 from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
 
 import jax
 import pytest
@@ -8,20 +12,41 @@ import pytest
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
+@dataclasses.dataclass(frozen=True)
+class SmokeDataset:
+    """The phantom_smoke dataset built once; `config()` gives a fresh smoke config pointing at it."""
+
+    data_dir: str
+    source: Any
+    info: Any
+
+    def config(self):
+        from configs import smoke
+
+        config = smoke.get_config()
+        config.dataset.data_dir = self.data_dir
+        config.eval.plots = False
+        return config
+
+
 @pytest.fixture(scope="session")
-def smoke_config_factory():
-    """Returns fresh copies of configs/smoke.py pointed at a session-wide data dir."""
-    from configs import smoke
-
-    return smoke.get_config
-
-
-@pytest.fixture(scope="session")
-def smoke_dataset(tmp_path_factory, smoke_config_factory):
-    """(config, source, info) of the phantom_smoke dataset, built once into a temporary data dir."""
+def smoke_dataset(tmp_path_factory) -> SmokeDataset:
     from muscle_jax.data import pipeline
 
-    config = smoke_config_factory()
-    config.dataset.data_dir = str(tmp_path_factory.mktemp("tfds"))
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    from configs import smoke
+
+    config = smoke.get_config()
+    config.dataset.data_dir = data_dir
     source, info = pipeline.load_source(config.dataset)
-    return config, source, info
+    return SmokeDataset(data_dir, source, info)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(smoke_dataset, tmp_path_factory) -> Path:
+    """A workdir holding a finished smoke-config run (read-only for tests)."""
+    from muscle_jax import train
+
+    workdir = tmp_path_factory.mktemp("smoke_run")
+    train.train_and_evaluate_on(smoke_dataset.config(), workdir, smoke_dataset.source, smoke_dataset.info)
+    return workdir

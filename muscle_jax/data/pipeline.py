@@ -1,0 +1,190 @@
+"""Input pipeline: tfds `ultrasound_states` → grain → per-fold batches [K, B, ...].
+
+Nothing here looks at a fold's held-out records when preparing that fold's training data:
+each fold's batches are drawn from its training indices only, and its label statistics
+(mean, sd) come from those same records. Batches are a pure function of the step (grain's
+MapDataset is random-access), so a resumed run reads exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import grain
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+
+from muscle_jax.data import ultrasound_states
+
+SPLIT = "full"
+_INDEX_CHUNK = 512
+
+
+def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+    """The `ultrasound_states` builder a config names, phantom overrides applied.
+
+    A config with `phantom_overrides` gets its own builder-config name (preset + a hash of the
+    overrides), so a modified phantom never reuses or overwrites the preset's files.
+    """
+    if dataset_config.name != "ultrasound_states":
+        raise ValueError(f"dataset.name must be 'ultrasound_states', got {dataset_config.name!r}")
+    known = {c.name: c for c in ultrasound_states.UltrasoundStates.BUILDER_CONFIGS}
+    name = dataset_config.builder_config
+    if name not in known:
+        raise ValueError(f"dataset.builder_config {name!r} is not one of {sorted(known)}")
+    builder_config: Any = name
+    overrides = dataset_config.phantom_overrides.to_dict() if dataset_config.phantom_overrides else {}
+    if overrides:
+        if known[name].source != "phantom":
+            raise ValueError(f"dataset.phantom_overrides applies to phantom builder configs, not {name!r}")
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        digest = hashlib.sha1(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:10]
+        builder_config = dataclasses.replace(known[name], name=f"{name}_{digest}", phantom_overrides=overrides)
+    data_dir = str(Path(dataset_config.data_dir).expanduser().resolve())
+    return ultrasound_states.UltrasoundStates(config=builder_config, data_dir=data_dir, file_format="array_record")
+
+
+def load_source(dataset_config: ml_collections.ConfigDict):
+    """Builds the dataset on first use (idempotent) and returns its random-access `full` split."""
+    builder = builder_from_config(dataset_config)
+    download_config = tfds.download.DownloadConfig(manual_dir=dataset_config.manual_dir or None)
+    builder.download_and_prepare(download_config=download_config)
+    return builder.as_data_source(split=SPLIT), builder.info
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordIndex:
+    """Everything but the images, for every record of the source, in record order."""
+
+    participant_N: np.ndarray
+    trial_N: np.ndarray
+    frame_N: np.ndarray
+    time_s_N: np.ndarray
+    targets_NxT: np.ndarray
+    target_names: tuple[str, ...]
+    architecture_NxA: np.ndarray | None
+    architecture_names: tuple[str, ...]
+
+    def groups(self, group_by: str) -> np.ndarray:
+        """Group id per record: the participant, or (participant, trial) flattened to one id."""
+        if group_by == "participant":
+            return self.participant_N
+        if group_by == "trial":
+            return self.participant_N.astype(np.int64) * 100_000 + self.trial_N
+        raise ValueError(f"folds.group_by must be 'participant' or 'trial', got {group_by!r}")
+
+
+def read_index(source, target_names: Sequence[str], architecture_names: Sequence[str] = ()) -> RecordIndex:
+    """Reads the labels and ids of every record (one pass; images are read but not kept)."""
+    num_records = len(source)
+    if num_records == 0:
+        raise ValueError("the dataset has no records")
+    first = source[0]
+    missing = [name for name in target_names if name not in first]
+    if missing:
+        raise ValueError(f"dataset.targets {missing} are not features of this dataset (it has {sorted(first)})")
+    architecture_names = tuple(name for name in architecture_names if name in first)
+    scalars = ("participant", "trial", "frame", "time_s", *target_names, *architecture_names)
+    columns = {name: np.empty(num_records, np.float64) for name in scalars}
+    for start in range(0, num_records, _INDEX_CHUNK):
+        records = source.__getitems__(range(start, min(start + _INDEX_CHUNK, num_records)))
+        for name in scalars:
+            columns[name][start : start + len(records)] = [r[name] for r in records]
+    targets_NxT = np.stack([columns[n] for n in target_names], axis=1).astype(np.float32)
+    if not np.all(np.isfinite(targets_NxT)):
+        bad = int(np.argmax(~np.all(np.isfinite(targets_NxT), axis=1)))
+        raise ValueError(f"record {bad} (participant {int(columns['participant'][bad])}) has a non-finite target")
+    architecture = (
+        np.stack([columns[n] for n in architecture_names], axis=1).astype(np.float32) if architecture_names else None
+    )
+    return RecordIndex(
+        participant_N=columns["participant"].astype(np.int32),
+        trial_N=columns["trial"].astype(np.int32),
+        frame_N=columns["frame"].astype(np.int32),
+        time_s_N=columns["time_s"].astype(np.float32),
+        targets_NxT=targets_NxT,
+        target_names=tuple(target_names),
+        architecture_NxA=architecture,
+        architecture_names=architecture_names,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelStats:
+    """Per-fold label standardisation, from each fold's training records only."""
+
+    mean_KxT: np.ndarray
+    std_KxT: np.ndarray
+
+    def to_json(self) -> dict[str, list]:
+        return {"mean_KxT": self.mean_KxT.tolist(), "std_KxT": self.std_KxT.tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, list]) -> "LabelStats":
+        return cls(np.asarray(data["mean_KxT"], np.float32), np.asarray(data["std_KxT"], np.float32))
+
+
+def label_stats(targets_NxT: np.ndarray, train_KxN: np.ndarray) -> LabelStats:
+    """Mean and sd of each target over each fold's training records (sd floored to avoid /0)."""
+    means, stds = [], []
+    for train_N in train_KxN:
+        if not train_N.any():
+            raise ValueError("a fold has no training records")
+        means.append(targets_NxT[train_N].mean(axis=0))
+        stds.append(np.maximum(targets_NxT[train_N].std(axis=0), 1e-6))
+    return LabelStats(np.stack(means).astype(np.float32), np.stack(stds).astype(np.float32))
+
+
+def read_images(source, indices: np.ndarray) -> np.ndarray:
+    """The uint8 ROI images of the given records, in the shape of `indices` + (H, W, 1)."""
+    records = source.__getitems__(indices.ravel().tolist())
+    images = np.stack([r["image"] for r in records])
+    return images.reshape(indices.shape + images.shape[1:])
+
+
+def train_batches(
+    source,
+    index: RecordIndex,
+    train_KxN: np.ndarray,
+    stats: LabelStats,
+    batch_size: int,
+    seed: int,
+    start_step: int,
+    num_steps: int,
+    num_threads: int = 2,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Batches for steps [start_step, num_steps): `image` uint8 [K, B, H, W, 1], `targets` float32
+    [K, B, T] standardised with each fold's training statistics.
+
+    Each fold shuffles its own training indices (reshuffled every epoch) with a seed that depends
+    only on (seed, fold), so a fold's data never depends on another fold's held-out group.
+    """
+    per_fold = [
+        grain.MapDataset.source(np.flatnonzero(train_N)).shuffle(seed=seed * 7919 + k).repeat().batch(batch_size)
+        for k, train_N in enumerate(train_KxN)
+    ]
+
+    def load(step: int) -> dict[str, np.ndarray]:
+        indices_KxB = np.stack([fold[step] for fold in per_fold])
+        targets_KxBxT = index.targets_NxT[indices_KxB]
+        targets_KxBxT = (targets_KxBxT - stats.mean_KxT[:, None, :]) / stats.std_KxT[:, None, :]
+        return {"image": read_images(source, indices_KxB), "targets": targets_KxBxT.astype(np.float32)}
+
+    steps = grain.MapDataset.range(start_step, num_steps).map(load)
+    read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=max(2, 2 * num_threads))
+    return iter(steps.to_iter_dataset(read_options))
+
+
+def log_dataset(info, index: RecordIndex) -> None:
+    """One line on what was loaded: records, participants, trials, targets."""
+    logging.info(
+        "dataset %s: %d records, %d participants, %d trials, targets %s",
+        info.full_name, len(index.participant_N), len(np.unique(index.participant_N)),
+        len(np.unique(index.groups("trial"))), ", ".join(index.target_names),
+    )

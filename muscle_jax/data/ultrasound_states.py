@@ -1,0 +1,182 @@
+"""tfds builder `ultrasound_states`: segmented ultrasound frames with the muscle's state.
+
+One split, `full`, holds every frame of every participant in generation order (participant,
+trial, frame); cross-validation folds are made from the `participant` and `trial` features,
+never from tfds splits. Written as array_record and read without TensorFlow.
+
+BuilderConfigs:
+  phantom_small  the CPU default phantom (muscle_jax.data.phantom.phantom_small)
+  phantom_paper  19 participants at paper-scale recording length
+  phantom_smoke  a few seconds of 3 tiny participants, for tests
+  gasfastrack    real calf video + dynamometer (manual_dir ../shared/data/gasfastrack)
+  recordings     users' own recordings in the documented generic layout (docs/recordings.md)
+
+Images are stored as raw bytes (`Encoding.BYTES`): speckle does not compress, and tfds
+would otherwise serialise uint8 tensors as int64 lists, 4× slower to build.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+STATE_TARGETS = ("angle_deg", "torque_nm", "emg_v")
+ARCHITECTURE_LABELS = ("fascicle_length_mm", "pennation_deg", "thickness_mm")
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_GASFASTRACK_DIR = _REPO_ROOT.parent / "shared" / "data" / "gasfastrack"
+# phantom_smoke: three participants, 4 s each, 32×32 ROIs — the whole job in seconds.
+SMOKE_PHANTOM_FIELDS: dict[str, Any] = {
+    "num_participants": 3, "frame_hw": (64, 64), "roi_hw": (32, 32), "passive_duration_s": 1.0,
+    "isometric_angles_deg": (0.0,), "isometric_duration_s": 1.0, "num_combined_trials": 2, "combined_duration_s": 1.0,
+}
+
+
+@dataclasses.dataclass(eq=False)
+class UltrasoundStatesConfig(tfds.core.BuilderConfig):
+    """What to build: `source` is 'phantom' or a real-recording layout ('gasfastrack', 'recordings').
+
+    phantom_preset / phantom_overrides: a preset function of muscle_jax.data.phantom and the
+    fields of its PhantomConfig to replace. roi_hw / roi_source / targets / emg: real layouts
+    only (the phantom's ROI size and targets come from its PhantomConfig).
+    """
+
+    source: str = "phantom"
+    phantom_preset: str = "phantom_small"
+    phantom_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    roi_hw: tuple[int, int] = (64, 64)
+    roi_source: str = "calibration"
+    targets: tuple[str, ...] = STATE_TARGETS
+    emg: dict[str, Any] | None = None
+    skip_bad_frames: bool = False
+
+
+def _phantom_smoke():
+    """Three tiny participants with a few seconds per trial: the whole job in seconds."""
+    from muscle_jax.data import phantom
+
+    return dataclasses.replace(phantom.phantom_small(), **SMOKE_PHANTOM_FIELDS)
+
+
+def phantom_config_of(builder_config: UltrasoundStatesConfig):
+    """The PhantomConfig a phantom builder config generates from (its preset, then its overrides)."""
+    from muscle_jax.data import phantom
+
+    presets = {"phantom_small": phantom.phantom_small, "phantom_paper": phantom.phantom_paper, "phantom_smoke": _phantom_smoke}
+    if builder_config.phantom_preset not in presets:
+        raise ValueError(f"unknown phantom preset {builder_config.phantom_preset!r}; known: {sorted(presets)}")
+    return dataclasses.replace(presets[builder_config.phantom_preset](), **builder_config.phantom_overrides)
+
+
+class UltrasoundStates(tfds.core.GeneratorBasedBuilder):
+    """Segmented B-mode ROIs of the medial gastrocnemius with joint angle, torque and EMG."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Phantom and real-recording sources; array_record; split `full`."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "gasfastrack: ../shared/data/gasfastrack (the default). recordings: the generic layout of "
+        "docs/recordings.md; pass its folder as the manual dir (config.dataset.manual_dir)."
+    )
+    BUILDER_CONFIGS = [
+        UltrasoundStatesConfig(name="phantom_small", description="CPU-default phantom", phantom_preset="phantom_small"),
+        UltrasoundStatesConfig(name="phantom_paper", description="19-participant paper-scale phantom", phantom_preset="phantom_paper"),
+        UltrasoundStatesConfig(name="phantom_smoke", description="tiny phantom for tests", phantom_preset="phantom_smoke"),
+        UltrasoundStatesConfig(name="gasfastrack", description="GasFasTrack p6 clips (angle, torque)", source="gasfastrack",
+                               targets=("angle_deg", "torque_nm")),
+        UltrasoundStatesConfig(name="recordings", description="users' recordings, generic layout", source="recordings"),
+    ]
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        bytes_encoding = tfds.features.Encoding.BYTES
+        scalar = lambda dtype: tfds.features.Scalar(dtype=dtype)  # noqa: E731
+        if self.builder_config.source == "phantom":
+            phantom_config = phantom_config_of(self.builder_config)
+            roi_h, roi_w = phantom_config.roi_hw
+            frame_h, frame_w = phantom_config.frame_hw
+            targets = STATE_TARGETS
+            extra = {
+                "frame_image": tfds.features.Tensor(shape=(frame_h, frame_w, 1), dtype=np.uint8, encoding=bytes_encoding),
+                "mask": tfds.features.Tensor(shape=(frame_h, frame_w, 1), dtype=np.uint8, encoding=tfds.features.Encoding.ZLIB),
+                **{name: scalar(np.float32) for name in ARCHITECTURE_LABELS},
+            }
+            metadata = {"phantom_config": json.dumps(dataclasses.asdict(phantom_config), default=str)}
+        else:
+            roi_h, roi_w = self.builder_config.roi_hw
+            targets = self.builder_config.targets
+            unknown = set(targets) - set(STATE_TARGETS)
+            if unknown:
+                raise ValueError(f"builder config {self.builder_config.name!r}: unknown targets {sorted(unknown)}; "
+                                 f"known: {STATE_TARGETS}")
+            extra, metadata = {}, {"roi_source": self.builder_config.roi_source}
+        features = {
+            "image": tfds.features.Tensor(shape=(roi_h, roi_w, 1), dtype=np.uint8, encoding=bytes_encoding),
+            **{name: scalar(np.float32) for name in targets},
+            "participant": scalar(np.int32),
+            "trial": scalar(np.int32),
+            "frame": scalar(np.int32),
+            "time_s": scalar(np.float32),
+            **extra,
+        }
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(features),
+            disable_shuffling=True,
+            metadata=tfds.core.MetadataDict(metadata),
+            citation=_CITATION,
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        return {"full": self._generate_examples(dl_manager)}
+
+    def _generate_examples(self, dl_manager) -> Iterator[tuple[str, dict[str, Any]]]:
+        if self.builder_config.source == "phantom":
+            trials = self._phantom_trials()
+        else:
+            trials = self._recording_trials(dl_manager)
+        feature_names = set(self.info.features.keys())
+        for trial in trials:
+            num_frames = len(trial["frame"])
+            per_frame = {k: v for k, v in trial.items() if k in feature_names and k not in ("participant", "trial")}
+            for t in range(num_frames):
+                example = {k: v[t] for k, v in per_frame.items()}
+                example["participant"] = np.int32(trial["participant"])
+                example["trial"] = np.int32(trial["trial"])
+                yield f"{trial['participant']:04d}_{trial['trial']:03d}_{t:06d}", example
+
+    def _phantom_trials(self) -> Iterator[dict[str, Any]]:
+        from muscle_jax.data import phantom
+
+        for _, trials in phantom.simulate_participants(phantom_config_of(self.builder_config)):
+            yield from trials
+
+    def _recording_trials(self, dl_manager) -> Iterator[dict[str, Any]]:
+        from muscle_jax.data import recordings
+
+        manual_dir = Path(dl_manager.manual_dir) if dl_manager.manual_dir else None
+        if manual_dir is None or not manual_dir.exists():
+            if self.builder_config.source != "gasfastrack":
+                raise FileNotFoundError(
+                    f"builder config 'recordings' needs a manual dir with the generic layout; got {manual_dir}")
+            manual_dir = DEFAULT_GASFASTRACK_DIR
+        yield from recordings.iter_trials(
+            layout=self.builder_config.source,
+            manual_dir=manual_dir,
+            roi_hw=tuple(self.builder_config.roi_hw),
+            roi_source=self.builder_config.roi_source,
+            targets=tuple(self.builder_config.targets),
+            emg=self.builder_config.emg,
+            skip_bad_frames=self.builder_config.skip_bad_frames,
+        )
+
+
+_CITATION = """\
+@article{cunningham2017ultrasound,
+  title={The application of deep convolutional neural networks to ultrasound for modelling of
+         dynamic states within human skeletal muscle},
+  author={Cunningham, Ryan J. and Harding, Peter J. and Loram, Ian D.},
+  journal={arXiv preprint arXiv:1706.09450},
+  year={2017}
+}"""
