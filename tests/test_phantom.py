@@ -5,6 +5,7 @@ import jax
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,8 +113,8 @@ def _isometric_render(config, participant, seed_index, num_frames=24, **override
     angle = np.zeros(num_frames)
     activation = np.linspace(0.0, 0.6, num_frames)
     state = mechanics.solve_muscle(participant, angle, activation)
-    geometry = imaging.frame_geometry(participant, state, angle, streams["imaging"])
-    return imaging.render_frames(participant, canvas, geometry, config, streams["imaging"], keep_envelope=True)
+    geometry = imaging.frame_geometry(participant, state, angle, streams["trials"][0]["imaging"])
+    return imaging.render_frames(participant, canvas, geometry, config, streams["trials"][0]["imaging"], keep_envelope=True)
 
 
 def test_speckle_envelope_is_rayleigh_in_homogeneous_muscle():
@@ -162,3 +163,9 @@ def test_presets_match_their_documented_scale():
     assert 30 <= seconds <= 40 and small.frame_rate_hz == 25.0
     assert paper.num_participants == 19 and paper.frame_hw[0] > small.frame_hw[0]
     assert len(protocol.plan_trials(small, np.random.default_rng(0))) == len(small.trial_durations_s())
+
+
+def test_docs_give_a_source_for_every_participant_parameter():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "phantom.md").read_text()
+    missing = [name for name in phantom.PARAMETER_RANGES if f"`{name}`" not in doc]
+    assert not missing, f"docs/phantom.md: no row for {missing}"

@@ -7,7 +7,7 @@ Public API (docs/architecture.md):
 
 from muscle_jax.data.phantom.config import PhantomConfig, phantom_paper, phantom_small, phantom_tiny
 from muscle_jax.data.phantom.participants import PARAMETER_RANGES, Participant, draw_participant
-from muscle_jax.data.phantom.simulate import participant_for, simulate_participant, simulate_participants
+from muscle_jax.data.phantom.simulate import participant_for, simulate_participant, simulate_participants, simulate_trial
 
 __all__ = [
     "PARAMETER_RANGES",
@@ -20,4 +20,5 @@ __all__ = [
     "phantom_tiny",
     "simulate_participant",
     "simulate_participants",
+    "simulate_trial",
 ]

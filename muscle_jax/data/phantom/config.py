@@ -27,7 +27,7 @@ class PhantomConfig:
         the arrays do not depend on it.
     """
 
-    num_participants: int = 6
+    num_participants: int = 8
     frame_hw: tuple[int, int] = (128, 128)
     roi_hw: tuple[int, int] = (64, 64)
     frame_rate_hz: float = 25.0
@@ -37,7 +37,7 @@ class PhantomConfig:
     isometric_angles_deg: tuple[float, ...] = (-10.0, 10.0)
     isometric_duration_s: float = 6.0
     num_combined_trials: int = 2
-    combined_duration_s: float = 8.0
+    combined_duration_s: float = 6.0
     seed: int = 0
     workers: int = 2
 
@@ -61,6 +61,8 @@ class PhantomConfig:
             problems.append(f"num_combined_trials must be >= 0, got {self.num_combined_trials}")
         if any(abs(a) > 30 for a in self.isometric_angles_deg):
             problems.append(f"isometric_angles_deg must lie within ±30°, got {self.isometric_angles_deg}")
+        if not self.trial_durations_s():
+            problems.append("no trials: give at least one trial a positive duration")
         if self.workers < 0:
             problems.append(f"workers must be >= 0, got {self.workers}")
         if problems:
@@ -85,7 +87,7 @@ class PhantomConfig:
 
 
 def phantom_small() -> PhantomConfig:
-    """The CPU default: 6 participants, 34 s each at 25 Hz (850 frames), 128×128 frames, 64×64 ROI."""
+    """The CPU default: 8 participants, 30 s each at 25 Hz (750 frames), 128×128 frames, 64×64 ROI."""
     return PhantomConfig()
 
 

@@ -36,7 +36,7 @@ CHUNK_FRAMES = 32  # frames rendered together: vectorised, with bounded memory
 SCATTERER_SMOOTHING_PX = 0.6  # pre-smoothing so bilinear sampling does not modulate the variance
 ELECTRONIC_NOISE = 0.03  # amplitude of per-frame noise relative to muscle speckle
 SOLEUS_ECHOGENICITY = 1.6
-MUSCLE_DISPLAY_FRACTION = 0.2  # where mean muscle echo sits within the dynamic range, before gain
+MUSCLE_DISPLAY_FRACTION = 0.12  # where mean muscle echo sits within the dynamic range, before gain
 DISPLAY_SMOOTHING_PX = 1.0
 MARGIN_MM = 4.0
 # Mask labels.
@@ -69,6 +69,7 @@ class FrameGeometry:
     pennation_rad_T: np.ndarray
     thickness_mm_T: np.ndarray
     sagitta_mm_T: np.ndarray  # fascicle bow at mid-length
+    crimp_mm_T: np.ndarray  # amplitude of the waviness of slack fascicles (across them)
     muscle_shift_mm_T: np.ndarray
     soleus_shift_mm_T: np.ndarray
     muscle_gain_T: np.ndarray  # relative echogenicity of the muscle (drops with contraction)
@@ -196,6 +197,7 @@ def frame_geometry(
         pennation_rad_T=pennation,
         thickness_mm_T=state.thickness_mm,
         sagitta_mm_T=state.fascicle_length_mm**2 * curvature_f / 8.0,
+        crimp_mm_T=p.slack_wave_mm * state.slack,
         muscle_shift_mm_T=p.tissue_displacement_share * state.belly_displacement_mm + p.probe_offset_mm,
         soleus_shift_mm_T=0.3 * p.moment_arm_mm * np.deg2rad(angle_deg_T) + p.probe_offset_mm,
         muscle_gain_T=p.muscle_echogenicity * (1.0 - p.activation_echo_drop * state.active_fraction),
@@ -262,7 +264,7 @@ def _render_chunk(participant, canvas, geometry, chunk, config, rng, psf_rms):
     height, width = config.frame_hw
     g = {name: getattr(geometry, name)[chunk].astype(np.float32) for name in (
         "superficial_mm_Tx3", "deep_mm_Tx3", "jitter_x_mm_T", "jitter_z_mm_T", "pennation_rad_T",
-        "thickness_mm_T", "sagitta_mm_T", "muscle_shift_mm_T", "soleus_shift_mm_T", "muscle_gain_T")}
+        "thickness_mm_T", "sagitta_mm_T", "crimp_mm_T", "muscle_shift_mm_T", "soleus_shift_mm_T", "muscle_gain_T")}
 
     def per_frame(values_T):
         return values_T[:, None, None]
@@ -287,6 +289,10 @@ def _render_chunk(participant, canvas, geometry, chunk, config, rng, psf_rms):
     pennation = per_frame(g["pennation_rad_T"])
     bow = 4.0 * fraction * (1.0 - fraction) * per_frame(g["sagitta_mm_T"]) / np.sin(pennation)
     insertion = x_TxHxW + (1.0 - fraction) * per_frame(g["thickness_mm_T"]) / np.tan(pennation) + bow
+    # Crimp of slack fascicles: a wave along each fascicle, in phase over neighbouring fascicles.
+    along_mm = fraction * per_frame(g["thickness_mm_T"]) / np.sin(pennation)
+    wave_phase = np.float32(2 * np.pi / p.slack_wavelength_mm) * along_mm + np.float32(2 * np.pi / 15.0) * insertion
+    insertion = insertion + per_frame(g["crimp_mm_T"]) / np.sin(pennation) * np.sin(wave_phase)
     insertion = insertion - per_frame(g["muscle_shift_mm_T"])
     rest_depth = fraction * np.float32(p.thickness_mm)
 

@@ -14,6 +14,8 @@ Model (docs/phantom.md has it in words, with sources):
     undelayed excitation times the participant's EMG amplitude, with multiplicative
     envelope noise and a small electrode baseline.
   * Torque = F_tendon × moment arm + passive joint torque + sensor noise.
+  * Passive fascicles shorter than their slack length are crimped; active force takes the
+    slack up. `slack` (0–1) drives the crimp the imaging draws.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from muscle_jax.data.phantom.participants import Participant
 FORCE_LENGTH_WIDTH = 0.5  # Gaussian active force–length relation (Gordon et al. 1966 shape)
 PASSIVE_FORCE_SCALE = 0.05
 PASSIVE_FORCE_STIFFENING = 4.0
+SLACK_RANGE = 0.2  # fascicles are fully crimped 20% below their slack length
+SLACK_TAKEN_UP_BY_ACTIVE_FRACTION = 0.05  # a few % of maximal active force straightens them
 TORQUE_NOISE_NM = 0.5
 EMG_ENVELOPE_NOISE = 0.08  # relative noise of a smoothed rectified surface EMG
 EMG_BASELINE_V = 5e-6
@@ -43,6 +47,7 @@ class MuscleState:
     tendon_force_n: np.ndarray
     active_fraction: np.ndarray  # a * fl(L): share of maximal active force being produced
     belly_displacement_mm: np.ndarray  # shortening of the belly's projection relative to rest
+    slack: np.ndarray  # 0 = taut; 1 = passive fascicle 20% or more below its slack length
 
 
 def active_force_length(length_over_optimum: np.ndarray) -> np.ndarray:
@@ -99,7 +104,10 @@ def solve_muscle(participant: Participant, angle_deg_T: np.ndarray, activation_T
     length = solve(thickness)
     active_fraction = activation_T * active_force_length(length / optimum)
     projection = np.sqrt(length**2 - thickness**2)
+    slack_length = participant.fascicle_slack_ratio * rest_length
+    below_slack = np.clip((slack_length - length) / (SLACK_RANGE * slack_length), 0.0, 1.0)
     return MuscleState(
+        slack=below_slack * np.exp(-active_fraction / SLACK_TAKEN_UP_BY_ACTIVE_FRACTION),
         fascicle_length_mm=length,
         pennation_deg=np.rad2deg(np.arcsin(thickness / length)),
         thickness_mm=thickness,

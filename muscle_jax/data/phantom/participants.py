@@ -39,13 +39,17 @@ PARAMETER_RANGES: dict[str, Range] = {
     "emg_max_v": Range(0.6e-3, 1.1e-3, "V", "Cunningham et al. 2017 (EMG envelope up to ~1 mV); De Luca 1997"),
     "electromechanical_delay_s": Range(0.03, 0.07, "s", "Cavanagh & Komi 1979; Nordez et al. 2009"),
     "activation_bulge": Range(0.0, 0.04, "1", "Narici et al. 1996 (thickness nearly constant with contraction)"),
+    # Passive fascicles shorter than their slack length are crimped (wavy) until stretched or activated.
+    "fascicle_slack_ratio": Range(1.0, 1.1, "1", "Hoang et al. 2007; Herbert et al. 2011 (slack near neutral)"),
+    "slack_wave_mm": Range(0.3, 0.6, "mm", "assumption: visible crimp of slack fascicles (docs/phantom.md)"),
+    "slack_wavelength_mm": Range(7.0, 11.0, "mm", "assumption: visible crimp of slack fascicles (docs/phantom.md)"),
     "max_fascicle_curvature_per_m": Range(6.0, 10.0, "1/m", "Muramatsu et al. 2002 (curvature grows with contraction)"),
     "passive_torque_scale_nm": Range(1.5, 4.0, "N·m", "Riener & Edrich 1999 (passive ankle moment)"),
     "passive_torque_stiffening": Range(3.0, 5.0, "1/rad", "Riener & Edrich 1999"),
     # Image appearance and probe placement.
     "muscle_echogenicity": Range(0.8, 1.25, "relative", "Pillen et al. 2008 (echo intensity varies between people)"),
-    "activation_echo_drop": Range(0.10, 0.25, "relative", "assumption: contracted muscle is less echogenic (docs/phantom.md)"),
-    "striation_contrast": Range(10.0, 30.0, "relative", "calibrated on GasFasTrack / DL_Track images (docs/phantom.md)"),
+    "activation_echo_drop": Range(0.2, 0.35, "relative", "assumption: contracted muscle is less echogenic (docs/phantom.md)"),
+    "striation_contrast": Range(15.0, 40.0, "relative", "calibrated on GasFasTrack / DL_Track images (docs/phantom.md)"),
     "striation_spacing_mm": Range(0.8, 2.0, "mm", "calibrated on GasFasTrack images (perimysium spacing)"),
     "aponeurosis_echogenicity": Range(150.0, 600.0, "relative", "calibrated on GasFasTrack images"),
     "fat_echogenicity": Range(0.5, 1.5, "relative", "calibrated on GasFasTrack images"),
@@ -87,6 +91,9 @@ class Participant:
     emg_max_v: float
     electromechanical_delay_s: float
     activation_bulge: float
+    fascicle_slack_ratio: float
+    slack_wave_mm: float
+    slack_wavelength_mm: float
     max_fascicle_curvature_per_m: float
     passive_torque_scale_nm: float
     passive_torque_stiffening: float

@@ -1,0 +1,53 @@
+"""Times phantom generation and prints frames/s.
+
+    python -m muscle_jax.data.phantom --preset small               # whole preset, its workers
+    python -m muscle_jax.data.phantom --preset paper --participants 2 --workers 2   # a subset
+
+With a subset, the full preset's time is extrapolated from frames/s (said in the output).
+The machine's load average is printed too, since other work on the cores slows the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+
+from muscle_jax.data.phantom.config import phantom_paper, phantom_small, phantom_tiny
+from muscle_jax.data.phantom.simulate import simulate_participants
+
+PRESETS = {"small": phantom_small, "paper": phantom_paper, "tiny": phantom_tiny}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Time phantom generation.")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    parser.add_argument("--participants", type=int, default=None, help="generate only this many")
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+    preset = PRESETS[args.preset]()
+    config = dataclasses.replace(
+        preset,
+        num_participants=args.participants or preset.num_participants,
+        workers=preset.workers if args.workers is None else args.workers,
+    )
+    start, cpu_start = time.perf_counter(), time.process_time()
+    frames = 0
+    for _, trials in simulate_participants(config):
+        frames += sum(len(trial["frame"]) for trial in trials)
+    seconds = time.perf_counter() - start
+    rate = frames / seconds
+    print(
+        f"{args.preset}: {config.num_participants} participants, {frames} frames of {config.frame_hw} "
+        f"in {seconds:.1f} s with {config.workers} workers = {rate:.0f} frames/s "
+        f"(this process CPU {time.process_time() - cpu_start:.1f} s; load average {os.getloadavg()[0]:.1f})"
+    )
+    if config.num_participants != preset.num_participants:
+        total = frames / config.num_participants * preset.num_participants
+        print(f"extrapolated: the full preset ({preset.num_participants} participants, {total:.0f} frames) "
+              f"would take about {total / rate:.0f} s at this rate")
+
+
+if __name__ == "__main__":
+    main()
