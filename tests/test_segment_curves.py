@@ -34,6 +34,12 @@ def test_recovers_two_known_lines_and_thickness():
     assert fit.thickness_px == pytest.approx(true_thickness, abs=0.5)
 
 
+def test_muscle_of_interest_lies_between_the_shallowest_two_of_three_bands():
+    fit = fit_aponeuroses(band_mask([(0.0, 40.0), (0.0, 150.0), (0.0, 260.0)]), default_roi_config())
+    assert fit.found
+    np.testing.assert_allclose(np.polyval(fit.deep_coeffs, [0, 399]), 150.0, atol=0.5)
+
+
 def test_fragmented_aponeurosis_is_joined_into_one_curve():
     mask = band_mask([(0.0, 80.0)], columns=(0, 180)) | band_mask([(0.0, 80.0)], columns=(220, WIDTH))
     mask |= band_mask([(0.0, 200.0)])
@@ -75,3 +81,12 @@ def test_implausible_masks_are_not_found_with_a_reason(mask, reason_part):
 def test_non_2d_mask_is_an_error():
     with pytest.raises(ValueError, match="2-D mask"):
         fit_aponeuroses(np.zeros((2, 3, 4), bool), default_roi_config())
+
+
+def test_two_bands_lost_in_clutter_are_not_found():
+    mask = band_mask([(0.0, 100.0), (0.0, 200.0)])
+    for column in range(20, 380, 40):  # blobs holding more pixels than the bands
+        mask[230:290, column : column + 10] = True
+        mask[10:70, column : column + 10] = True
+    fit = fit_aponeuroses(mask, default_roi_config())
+    assert not fit.found and "cluttered" in fit.reason

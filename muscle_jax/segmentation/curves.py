@@ -2,8 +2,8 @@
 
 The mask holds both aponeuroses in one class. Connected components that span enough columns
 are grouped into bands (a fragment joins a band when it lies on that band's line and covers
-mostly other columns), the two widest bands become the superficial (upper) and deep
-(lower) aponeurosis, and each is fitted with a polynomial `row = polyval(coeffs, column)`
+mostly other columns), the shallowest two bands spanning enough of the width become the
+superficial and deep aponeurosis (deeper bands bound deeper muscles), and each is fitted with a polynomial `row = polyval(coeffs, column)`
 through its per-column centre row. The curves therefore run along the middle of each
 aponeurosis, and thickness is the mean centre-to-centre distance over the columns both
 cover. Every way this can fail sets `found=False` with a reason instead of returning curves.
@@ -25,6 +25,9 @@ _MIN_FRAGMENT_FRACTION = 0.03
 # of the height and at most this share of its columns are already covered by the band.
 _JOIN_DISTANCE_FRACTION = 0.03
 _JOIN_MAX_SHARED_COLUMNS = 0.2
+# Wider masks are analysed on every k-th column only (k = width // this): near-horizontal
+# bands stay connected, and the fit costs the same for any frame width.
+_MAX_COLUMNS = 256
 
 
 def default_roi_config() -> ml_collections.ConfigDict:
@@ -34,6 +37,7 @@ def default_roi_config() -> ml_collections.ConfigDict:
     roi.min_mask_fraction = 0.002  # below this share of mask pixels: nothing found
     roi.max_mask_fraction = 0.25  # above it the mask is not two thin bands
     roi.max_band_thickness_fraction = 0.15  # mean vertical extent of one band, share of the height
+    roi.min_band_share = 0.6  # share of mask pixels the wide bands must hold (else clutter)
     roi.min_span_fraction = 0.25  # each aponeurosis must span this share of the width
     roi.min_overlap_fraction = 0.25  # columns both aponeuroses cover, share of the width
     roi.min_thickness_fraction = 0.05  # thickness bounds, share of the frame height
@@ -119,8 +123,10 @@ def fit_aponeuroses(mask_HxW: np.ndarray, roi_config: ml_collections.ConfigDict)
     """
     if mask_HxW.ndim != 2:
         raise ValueError(f"expected a 2-D mask, got shape {mask_HxW.shape}")
-    mask_HxW = mask_HxW.astype(bool)
-    height, width = mask_HxW.shape
+    height, full_width = mask_HxW.shape
+    step = max(1, full_width // _MAX_COLUMNS)
+    mask_HxW = mask_HxW[:, ::step].astype(bool)
+    width = mask_HxW.shape[1]
     degree = roi_config.degree
     not_found = lambda reason: AponeurosisFit.not_found(reason, degree)  # noqa: E731
     mask_fraction = mask_HxW.mean()
@@ -135,21 +141,27 @@ def fit_aponeuroses(mask_HxW: np.ndarray, roi_config: ml_collections.ConfigDict)
     if len(bands) < 2:
         return not_found(f"{'only one aponeurosis' if bands else 'no aponeurosis'} spans "
                          f"≥ {100 * roi_config.min_span_fraction:.0f} % of the width")
-    superficial, deep = sorted(bands[:2], key=lambda b: np.median(b.rows))
+    band_share = sum(b.pixels for b in bands) / mask_HxW.sum()
+    if band_share < roi_config.min_band_share:
+        return not_found(f"the aponeuroses hold only {100 * band_share:.0f} % of the mask (cluttered mask)")
+    # Deeper bands belong to deeper muscles (e.g. soleus under gastrocnemius): the muscle of
+    # interest lies between the shallowest two.
+    superficial, deep = sorted(bands, key=lambda b: np.median(b.rows))[:2]
     coeffs = []
     for name, band in (("superficial", superficial), ("deep", deep)):
         band_thickness = band.pixels / len(band.column_set())
         if band_thickness > roi_config.max_band_thickness_fraction * height:
             return not_found(f"{name} aponeurosis is {band_thickness:.0f} px thick, not a thin band")
-        c = np.polyfit(band.columns, band.rows, degree)
-        residual = np.sqrt(np.mean((np.polyval(c, band.columns) - band.rows) ** 2))
+        frame_columns = band.columns * step
+        c = np.polyfit(frame_columns, band.rows, degree)
+        residual = np.sqrt(np.mean((np.polyval(c, frame_columns) - band.rows) ** 2))
         if residual > roi_config.max_residual_fraction * height:
             return not_found(f"{name} aponeurosis is not a smooth curve (RMS residual {residual:.1f} px)")
         coeffs.append(c)
-    first = max(superficial.columns.min(), deep.columns.min())
-    last = min(superficial.columns.max(), deep.columns.max())
-    if last - first + 1 < roi_config.min_overlap_fraction * width:
-        return not_found(f"the aponeuroses share only {max(0, int(last - first + 1))} columns")
+    first = step * max(superficial.columns.min(), deep.columns.min())
+    last = step * min(superficial.columns.max(), deep.columns.max())
+    if last - first + step < roi_config.min_overlap_fraction * full_width:
+        return not_found(f"the aponeuroses share only {max(0, int(last - first + step))} columns")
     columns = np.linspace(first, last, 64)
     gap = np.polyval(coeffs[1], columns) - np.polyval(coeffs[0], columns)
     if gap.min() <= 0:

@@ -1,0 +1,115 @@
+"""Validation numbers and the overlay figure of the segmentation checkpoint (docs/segmentation.md).
+
+    python experiments/segmentation_evaluate.py \
+        [--checkpoint=muscle_jax/segmentation/pretrained/unet_aponeurosis.msgpack] \
+        [--figure=docs/figures/segmentation_overlay.png] [--json=docs/figures/segmentation_metrics.json]
+
+On the held-out DL_Track images (the checkpoint records which), at each image's own size:
+Dice and IoU of the thresholded mask; the aponeurosis curves fitted to the predicted and to
+the true mask, how often each is found, and the muscle-thickness error (px) where both are.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from muscle_jax.segmentation import dl_track, evaluate  # noqa: E402
+from muscle_jax.segmentation.curves import default_roi_config, fit_aponeuroses  # noqa: E402
+from muscle_jax.segmentation.inference import cached_model  # noqa: E402
+from muscle_jax.segmentation.network import SHIPPED_CHECKPOINT  # noqa: E402
+
+_CHECKPOINT = flags.DEFINE_string("checkpoint", str(SHIPPED_CHECKPOINT), "segmentation checkpoint")
+_FIGURE = flags.DEFINE_string("figure", "docs/figures/segmentation_overlay.png", "overlay figure path")
+_JSON = flags.DEFINE_string("json", "docs/figures/segmentation_metrics.json", "metrics JSON path")
+_PANELS = 8
+
+
+def validation_records(checkpoint: str) -> list[dict]:
+    """Per held-out image: Dice, IoU, fits of predicted and true masks, and what the figure needs."""
+    model, params, input_hw, meta = cached_model(checkpoint)
+    config = meta["metrics"]["config"]
+    names = set(meta["metrics"]["validation_names"])
+    pairs = [p for p in dl_track.list_pairs(config["data"]["dl_track_dir"]) if p.name in names]
+    roi_config = default_roi_config()
+    records = []
+    for pair, frame, true, probability in evaluate.iter_predictions(model, params, input_hw, pairs, 8):
+        predicted = probability >= config["eval"]["threshold"]
+        dice, iou = evaluate.dice_and_iou(predicted, true)
+        records.append({
+            "name": pair.name, "size_wh": pair.size_wh, "dice": dice, "iou": iou,
+            "fit": fit_aponeuroses(predicted, roi_config), "true_fit": fit_aponeuroses(true, roi_config),
+            "frame": frame, "true": true, "predicted": predicted,
+        })
+    return sorted(records, key=lambda r: r["name"])
+
+
+def summary(records: list[dict]) -> dict:
+    dice = np.array([r["dice"] for r in records])
+    iou = np.array([r["iou"] for r in records])
+    both = [r for r in records if r["fit"].found and r["true_fit"].found]
+    error = np.array([r["fit"].thickness_px - r["true_fit"].thickness_px for r in both])
+    relative = np.array([abs(r["fit"].thickness_px / r["true_fit"].thickness_px - 1) for r in both])
+    return {
+        "num_images": len(records),
+        "dice_mean": float(dice.mean()), "dice_median": float(np.median(dice)), "dice_min": float(dice.min()),
+        "iou_mean": float(iou.mean()), "iou_median": float(np.median(iou)),
+        "found_predicted": int(sum(r["fit"].found for r in records)),
+        "found_true": int(sum(r["true_fit"].found for r in records)),
+        "thickness_pairs": len(both),
+        "thickness_abs_error_px_mean": float(np.abs(error).mean()) if len(both) else float("nan"),
+        "thickness_abs_error_px_median": float(np.median(np.abs(error))) if len(both) else float("nan"),
+        "thickness_error_px_mean": float(error.mean()) if len(both) else float("nan"),
+        "thickness_relative_error_median": float(np.median(relative)) if len(both) else float("nan"),
+        "not_found_reasons": sorted({r["fit"].reason for r in records if not r["fit"].found}),
+    }
+
+
+def draw_overlays(records: list[dict], path: Path) -> None:
+    """Validation images spread over the Dice range: truth green, prediction magenta, fits yellow."""
+    chosen = [records[i] for i in np.linspace(0, len(records) - 1, _PANELS).astype(int)]
+    chosen = sorted(chosen, key=lambda r: r["dice"])
+    figure, axes = plt.subplots(2, _PANELS // 2, figsize=(4 * _PANELS // 2, 7))
+    for axis, record in zip(axes.ravel(), chosen, strict=True):
+        gray = record["frame"].astype(np.float32) / 255.0
+        rgb = np.stack([gray] * 3, axis=-1) * 0.8
+        rgb[record["true"]] = 0.55 * rgb[record["true"]] + 0.45 * np.array([0.0, 1.0, 0.0])
+        rgb[record["predicted"]] = 0.55 * rgb[record["predicted"]] + 0.45 * np.array([1.0, 0.0, 1.0])
+        axis.imshow(np.clip(rgb, 0, 1))
+        fit = record["fit"]
+        if fit.found:
+            columns = np.linspace(*fit.column_range, 100)
+            for coeffs in (fit.superficial_coeffs, fit.deep_coeffs):
+                axis.plot(columns, np.polyval(coeffs, columns), color="yellow", linewidth=1)
+        label = f"{record['name']}  Dice {record['dice']:.2f}"
+        label += f"\nthickness {fit.thickness_px:.0f} px (true {record['true_fit'].thickness_px:.0f})" if fit.found else \
+            f"\nnot found: {fit.reason[:40]}"
+        axis.set_title(label, fontsize=8)
+        axis.axis("off")
+    figure.suptitle("Held-out DL_Track images: true mask green, predicted magenta (overlap pale), fitted curves yellow",
+                    fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    records = validation_records(_CHECKPOINT.value)
+    numbers = summary(records)
+    draw_overlays(records, Path(_FIGURE.value))
+    Path(_JSON.value).parent.mkdir(parents=True, exist_ok=True)
+    Path(_JSON.value).write_text(json.dumps(numbers, indent=1) + "\n")
+    print(json.dumps(numbers, indent=1))
+
+
+if __name__ == "__main__":
+    app.run(main)
