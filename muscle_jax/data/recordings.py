@@ -166,18 +166,29 @@ class RoiFrames:
     crop: Crop
 
 
+def layout_calibration(layout: str, manual_dir: Path | str | None) -> Crop | None:
+    """The image region a layout records for all its trials: GasFasTrack's params file, or a
+    `calibration.json` at the top of a `recordings` folder; None when there is none."""
+    manual_dir = Path(manual_dir) if manual_dir else DEFAULT_MANUAL_DIRS.get(layout)
+    if manual_dir is None:
+        return None
+    if layout == "gasfastrack":
+        return read_gasfastrack_calibration(_gasfastrack_paths(manual_dir)[1])[0]
+    return read_calibration_json(manual_dir / CALIBRATION_FILE)
+
+
 def calibration_crop(trial: TrialRef) -> Crop | None:
-    """The image region a layout records for a trial: GasFasTrack's params file, a `calibration.json`
-    (participant folder first, then the manual_dir), a DICOM's ultrasound regions; else None."""
-    if trial.layout == "gasfastrack":
-        return read_gasfastrack_calibration(_gasfastrack_paths(trial.participant_dir)[1])[0]
-    for folder in (trial.participant_dir, trial.participant_dir.parent):
-        crop = read_calibration_json(folder / CALIBRATION_FILE)
+    """The image region of one trial: the participant folder's `calibration.json`, else the
+    layout's (`layout_calibration`), else a DICOM's ultrasound regions; None when none is recorded."""
+    if trial.layout == "recordings":
+        crop = read_calibration_json(trial.participant_dir / CALIBRATION_FILE)
         if crop is not None:
             return crop
-    if trial.frames_path.suffix.lower() in DICOM_SUFFIXES:
+    root = trial.participant_dir if trial.layout == "gasfastrack" else trial.participant_dir.parent
+    crop = layout_calibration(trial.layout, root)
+    if crop is None and trial.frames_path.suffix.lower() in DICOM_SUFFIXES:
         return read_dicom_region(trial.frames_path)
-    return None
+    return crop
 
 
 def read_calibration_json(path: Path) -> Crop | None:

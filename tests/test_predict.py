@@ -1,0 +1,95 @@
+"""Prediction end to end on a real (tiny) run: a `recordings` layout → the tfds builder →
+training → the fold ensemble on a new video → one CSV row per decoded frame."""
+
+import jax
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+import contextlib
+import csv
+import io
+
+import numpy as np
+import pytest
+from absl import flags
+
+from configs import smoke
+from muscle_jax import ensemble as ensemble_lib
+from muscle_jax import predict, train
+from test_readers import synthetic_frames, truncate, write_video
+from test_recordings import make_layout
+
+TARGETS = ("angle_deg", "torque_nm", "emg_v")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rec")
+    layout = make_layout(root / "layout")
+    config = smoke.get_config()
+    config.dataset.builder_config = "recordings"
+    config.dataset.manual_dir = str(layout)
+    config.dataset.data_dir = str(root / "tfds")
+    config.dataset.targets = TARGETS
+    config.train.num_steps = 2
+    config.eval.plots = False
+    workdir = root / "run"
+    train.train_and_evaluate(config, workdir)
+    return workdir, root
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def loaded_ensemble(trained_run):
+    return ensemble_lib.load(trained_run[0])
+
+
+@pytest.fixture(scope="module")
+def cli_prediction(trained_run, loaded_ensemble):
+    """The CLI (CPU inference path) on a new 30-frame video: (video, rows of its CSV, plot, stdout).
+
+    The CLI's `ensemble.load(workdir)` is handed the run already loaded from that same workdir,
+    to pay for restoring the checkpoint once per module.
+    """
+    workdir, root = trained_run
+    video = write_video(root / "new.mp4", synthetic_frames(30))
+    output, figure = root / "out" / "pred.csv", root / "out" / "pred.png"
+    flags.FLAGS(["predict", f"--workdir={workdir}", f"--input={video}", f"--output={output}", f"--plot={figure}"])
+    try:
+        stdout = io.StringIO()
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout):
+            patch.setattr(ensemble_lib, "load", lambda path: loaded_ensemble if path == str(workdir) else None)
+            predict.main(["predict"])
+    finally:
+        flags.FLAGS.unparse_flags()
+    return video, read_rows(output), figure, stdout.getvalue()
+
+
+def test_cli_writes_one_row_per_decoded_frame(cli_prediction):
+    _, rows, figure, stdout = cli_prediction
+    assert list(rows[0]) == ["frame", "time_s"] + [c for t in TARGETS for c in (t, f"{t}_std")]
+    assert [int(r["frame"]) for r in rows] == list(range(30))
+    np.testing.assert_allclose([float(r["time_s"]) for r in rows], np.arange(30) / 30, atol=1e-5)
+    values = np.array([[float(r[c]) for c in rows[0] if c not in ("frame", "time_s")] for r in rows])
+    assert np.isfinite(values).all() and (values[:, 1::2] >= 0).all()
+    assert figure.stat().st_size > 0
+    assert "30 frames" in stdout and "frames/s" in stdout
+
+
+def test_cpu_inference_matches_the_ensemble_and_bad_input_is_reported(loaded_ensemble, cli_prediction):
+    video, rows, _, _ = cli_prediction
+    ensemble = loaded_ensemble
+    reference = predict.predict_recording(ensemble, video)
+    for t, target in enumerate(TARGETS):
+        np.testing.assert_allclose([float(r[target]) for r in rows], reference.mean_NxT[:, t], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose([float(r[f"{target}_std"]) for r in rows], reference.std_NxT[:, t], rtol=1e-3, atol=1e-5)
+    truncated = truncate(video, 0.6)
+    with pytest.raises(ValueError, match=r"truncated_new\.mp4: truncated or corrupt"):
+        predict.predict_recording(ensemble, truncated)
+    skipped = predict.predict_recording(ensemble, truncated, skip_bad_frames=True)
+    assert skipped.skipped_frames == 30 - len(skipped.frame_N) > 0
+    np.testing.assert_allclose(skipped.mean_NxT, reference.mean_NxT[skipped.frame_N], rtol=1e-5, atol=1e-5)
