@@ -77,9 +77,11 @@ def test_recordings_layout_yields_aligned_trials(tmp_path):
 
 def test_declared_target_missing_from_the_recording_is_an_error(tmp_path):
     root = make_layout(tmp_path)
+    assert recordings.available_targets("recordings", root) == ("angle_deg", "torque_nm", "emg_v")
     table = signal_table()
     del table["emg_raw_v"]
     write_csv(root / "P01" / "ramp.csv", table)
+    assert recordings.available_targets("recordings", root) == ("angle_deg", "torque_nm")
     with pytest.raises(KeyError, match=r"ramp\.csv: missing column\(s\) emg_v"):
         only_trial(root, targets=("angle_deg", "emg_v"))
 

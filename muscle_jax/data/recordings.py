@@ -152,6 +152,25 @@ def _list_recordings(manual_dir: Path) -> list[TrialRef]:
     return trials
 
 
+def available_targets(layout: str, manual_dir: Path | str | None = None) -> tuple[str, ...]:
+    """The targets every trial of a layout records (in `ALL_TARGETS` order), from file headers only.
+
+    For the `recordings` layout a raw EMG column (`emg_raw_v`) provides `emg_v`. A dataset
+    built from the layout should declare exactly these: a target one trial lacks cannot be
+    learned for it, and is never filled in.
+    """
+    trials = list_trials(layout, manual_dir)
+    if layout == "gasfastrack":
+        return GASFASTRACK_TARGETS
+    common = set(ALL_TARGETS)
+    for trial in trials:
+        header = set(read_csv_header(trial.signals_path))
+        if RAW_EMG_COLUMN in header:
+            header.add("emg_v")
+        common &= header
+    return tuple(t for t in ALL_TARGETS if t in common)
+
+
 # ---------------------------------------------------------------------------- frames → ROIs
 
 
