@@ -6,10 +6,21 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import os
+import tempfile
+
 import jax
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# Every training run in the suite compiles the same few programs; a persistent cache shared
+# with the subprocesses (through the environment) compiles each of them once.
+_COMPILE_CACHE = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="muscle_jax_xla_"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+jax.config.update("jax_compilation_cache_dir", _COMPILE_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 @dataclasses.dataclass(frozen=True)
