@@ -4,7 +4,8 @@
     python -m muscle_jax.data.phantom --preset paper --participants 2 --workers 2   # a subset
 
 With a subset, the full preset's time is extrapolated from frames/s (said in the output).
-The machine's load average is printed too, since other work on the cores slows the run.
+The machine's load average is printed too, since other work on the cores slows the run;
+the CPU time of one participant, measured in this process, gives the idle-machine estimate.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import time
 
 from muscle_jax.data.phantom.config import phantom_paper, phantom_small, phantom_tiny
-from muscle_jax.data.phantom.simulate import simulate_participants
+from muscle_jax.data.phantom.simulate import simulate_participants, simulate_trial
 
 PRESETS = {"small": phantom_small, "paper": phantom_paper, "tiny": phantom_tiny}
 
@@ -32,7 +33,7 @@ def main() -> None:
         num_participants=args.participants or preset.num_participants,
         workers=preset.workers if args.workers is None else args.workers,
     )
-    start, cpu_start = time.perf_counter(), time.process_time()
+    start = time.perf_counter()
     frames = 0
     for _, trials in simulate_participants(config):
         frames += sum(len(trial["frame"]) for trial in trials)
@@ -41,12 +42,23 @@ def main() -> None:
     print(
         f"{args.preset}: {config.num_participants} participants, {frames} frames of {config.frame_hw} "
         f"in {seconds:.1f} s with {config.workers} workers = {rate:.0f} frames/s "
-        f"(this process CPU {time.process_time() - cpu_start:.1f} s; load average {os.getloadavg()[0]:.1f})"
+        f"(load average {os.getloadavg()[0]:.1f})"
+    )
+    # CPU time of one trial in this process depends little on what else runs on the cores;
+    # with W busy workers the wall time is about the total CPU time over W.
+    cpu_start = time.process_time()
+    one = len(simulate_trial(config, 0, 0)["frame"])
+    cpu_per_frame = (time.process_time() - cpu_start) / one
+    total = frames // config.num_participants * preset.num_participants
+    print(
+        f"CPU time: {1 / cpu_per_frame:.0f} frames/s per core; the full preset ({preset.num_participants} "
+        f"participants, ~{total} frames) needs ~{total * cpu_per_frame:.1f} CPU s, "
+        f"~{total * cpu_per_frame / max(preset.workers, 1):.1f} s on {max(preset.workers, 1)} idle cores"
     )
     if config.num_participants != preset.num_participants:
         total = frames / config.num_participants * preset.num_participants
-        print(f"extrapolated: the full preset ({preset.num_participants} participants, {total:.0f} frames) "
-              f"would take about {total / rate:.0f} s at this rate")
+        print(f"extrapolated from {config.num_participants} participants: the full preset "
+              f"({preset.num_participants} participants, {total:.0f} frames) would take ~{total / rate:.0f} s at this rate")
 
 
 if __name__ == "__main__":

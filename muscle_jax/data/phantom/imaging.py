@@ -32,7 +32,7 @@ from muscle_jax.data.phantom.config import PhantomConfig
 from muscle_jax.data.phantom.mechanics import MuscleState
 from muscle_jax.data.phantom.participants import Participant
 
-CHUNK_FRAMES = 32  # frames rendered together: vectorised, with bounded memory
+CHUNK_FRAMES = 16  # frames rendered together: vectorised, with bounded memory
 SCATTERER_SMOOTHING_PX = 0.6  # pre-smoothing so bilinear sampling does not modulate the variance
 ELECTRONIC_NOISE = 0.03  # amplitude of per-frame noise relative to muscle speckle
 SOLEUS_ECHOGENICITY = 1.6
@@ -188,7 +188,7 @@ def frame_geometry(
         return scale * _smooth_noise(rng, (num_frames + 32,), 8.0)[16:-16] if num_frames else np.zeros(0)
 
     pennation = np.deg2rad(state.pennation_deg)
-    curvature_f = 1e-3 * (0.5 + p.max_fascicle_curvature_per_m * state.active_fraction)
+    curvature_f = 1e-3 * p.max_fascicle_curvature_per_m * state.active_fraction
     return FrameGeometry(
         superficial_mm_Tx3=superficial,
         deep_mm_Tx3=deep,
@@ -258,64 +258,90 @@ def render_frames(
     return (frames, masks, envelopes) if keep_envelope else (frames, masks)
 
 
-def _render_chunk(participant, canvas, geometry, chunk, config, rng, psf_rms):
-    p = participant
+@dataclasses.dataclass(frozen=True)
+class _ChunkGeometry:
+    """Per-pixel geometry of a chunk of frames (arrays broadcastable to [T, H, W], float32, mm)."""
+
+    x: np.ndarray  # tissue position along the probe seen by each column
+    z: np.ndarray  # depth seen by each row
+    below_top: np.ndarray  # depth below the superficial aponeurosis' inner edge
+    below_bottom: np.ndarray  # depth below the deep aponeurosis' inner edge
+    fraction: np.ndarray  # 0 at the superficial, 1 at the deep inner edge
+
+
+def _per_frame(values_T: np.ndarray) -> np.ndarray:
+    return values_T[:, None, None]
+
+
+def _chunk_geometry(geometry: FrameGeometry, chunk: slice, config: PhantomConfig) -> _ChunkGeometry:
     s = config.mm_per_px
     height, width = config.frame_hw
-    g = {name: getattr(geometry, name)[chunk].astype(np.float32) for name in (
-        "superficial_mm_Tx3", "deep_mm_Tx3", "jitter_x_mm_T", "jitter_z_mm_T", "pennation_rad_T",
-        "thickness_mm_T", "sagitta_mm_T", "crimp_mm_T", "muscle_shift_mm_T", "soleus_shift_mm_T", "muscle_gain_T")}
-
-    def per_frame(values_T):
-        return values_T[:, None, None]
-
     probe_x_1x1xW = ((np.arange(width, dtype=np.float32) - 0.5 * (width - 1)) * s)[None, None, :]
     probe_z_1xHx1 = (np.arange(height, dtype=np.float32) * s)[None, :, None]
-    x_TxHxW = probe_x_1x1xW + per_frame(g["jitter_x_mm_T"])  # tissue x seen at each column
-    z_TxHxW = probe_z_1xHx1 + per_frame(g["jitter_z_mm_T"])
-    x_Tx1xW = x_TxHxW[:, :1, :]
+    x_Tx1xW = probe_x_1x1xW + _per_frame(geometry.jitter_x_mm_T[chunk].astype(np.float32))
+    z_TxHx1 = probe_z_1xHx1 + _per_frame(geometry.jitter_z_mm_T[chunk].astype(np.float32))
 
     def curve(coeffs_Tx3):
-        return per_frame(coeffs_Tx3[:, 0]) * x_Tx1xW**2 + per_frame(coeffs_Tx3[:, 1]) * x_Tx1xW + per_frame(coeffs_Tx3[:, 2])
+        c = coeffs_Tx3[chunk].astype(np.float32)
+        return _per_frame(c[:, 0]) * x_Tx1xW**2 + _per_frame(c[:, 1]) * x_Tx1xW + _per_frame(c[:, 2])
 
-    top_Tx1xW = curve(g["superficial_mm_Tx3"])
-    bottom_Tx1xW = curve(g["deep_mm_Tx3"])
-    below_top = z_TxHxW - top_Tx1xW
-    below_bottom = z_TxHxW - bottom_Tx1xW
-    vertical_thickness = bottom_Tx1xW - top_Tx1xW
-    fraction = below_top / vertical_thickness  # 0 at the superficial, 1 at the deep inner edge
+    top_Tx1xW, bottom_Tx1xW = curve(geometry.superficial_mm_Tx3), curve(geometry.deep_mm_Tx3)
+    below_top = z_TxHx1 - top_Tx1xW
+    return _ChunkGeometry(
+        x=x_Tx1xW,
+        z=z_TxHx1,
+        below_top=below_top,
+        below_bottom=z_TxHx1 - bottom_Tx1xW,
+        fraction=below_top / (bottom_Tx1xW - top_Tx1xW),
+    )
 
-    # Muscle material coordinates: insertion of the pixel's fascicle on the deep aponeurosis.
-    pennation = per_frame(g["pennation_rad_T"])
-    bow = 4.0 * fraction * (1.0 - fraction) * per_frame(g["sagitta_mm_T"]) / np.sin(pennation)
-    insertion = x_TxHxW + (1.0 - fraction) * per_frame(g["thickness_mm_T"]) / np.tan(pennation) + bow
+
+def _muscle_coordinates(p: Participant, geometry: FrameGeometry, chunk: slice, g: _ChunkGeometry):
+    """(depth at rest, insertion on the deep aponeurosis) of the muscle point each pixel images."""
+
+    def frame_value(name):
+        return _per_frame(getattr(geometry, name)[chunk].astype(np.float32))
+
+    pennation, thickness = frame_value("pennation_rad_T"), frame_value("thickness_mm_T")
+    sin_pennation = np.sin(pennation)
+    bow = 4.0 * g.fraction * (1.0 - g.fraction) * frame_value("sagitta_mm_T") / sin_pennation
+    insertion = g.x + (1.0 - g.fraction) * thickness / np.tan(pennation) + bow
     # Crimp of slack fascicles: a wave along each fascicle, in phase over neighbouring fascicles.
-    along_mm = fraction * per_frame(g["thickness_mm_T"]) / np.sin(pennation)
+    along_mm = g.fraction * thickness / sin_pennation
     wave_phase = np.float32(2 * np.pi / p.slack_wavelength_mm) * along_mm + np.float32(2 * np.pi / 15.0) * insertion
-    insertion = insertion + per_frame(g["crimp_mm_T"]) / np.sin(pennation) * np.sin(wave_phase)
-    insertion = insertion - per_frame(g["muscle_shift_mm_T"])
-    rest_depth = fraction * np.float32(p.thickness_mm)
+    insertion = insertion + frame_value("crimp_mm_T") / sin_pennation * np.sin(wave_phase)
+    return g.fraction * np.float32(p.thickness_mm), insertion - frame_value("muscle_shift_mm_T")
 
-    # Soleus material coordinates: depth below the deep aponeurosis, along its fascicles.
-    soleus_along = x_TxHxW - below_bottom * np.float32(1.0 / np.tan(np.deg2rad(p.soleus_pennation_deg)))
-    soleus_along -= per_frame(g["soleus_shift_mm_T"])
 
-    in_fat = below_top < -p.superficial_aponeurosis_mm
-    in_soleus = below_bottom >= p.deep_aponeurosis_mm
-    in_superficial = ~in_fat & (below_top < 0)
-    in_deep = ~in_soleus & (below_bottom >= 0)
-    in_muscle = (below_top >= 0) & (below_bottom < 0)
+def _canvas_coordinates(canvas: TissueCanvas, region: str, rows_mm: np.ndarray, cols_mm: np.ndarray):
+    """Canvas (row, column) of material coordinates in `region`, clamped inside the region."""
+    row0, num_rows, num_cols = canvas.row_offsets[region]
+    origin_row, origin_col = canvas.origins_mm[region]
+    scale = np.float32(1.0 / canvas.spacing_mm)
+    rows = np.clip((rows_mm - np.float32(origin_row)) * scale, 0, num_rows - 1) + np.float32(row0)
+    cols = np.clip((cols_mm - np.float32(origin_col)) * scale, 0, num_cols - 1)
+    return rows, cols
 
-    def canvas_coords(region, rows_mm, cols_mm):
-        row0, num_rows, num_cols = canvas.row_offsets[region]
-        origin_row, origin_col = canvas.origins_mm[region]
-        r = np.clip((rows_mm - np.float32(origin_row)) * np.float32(1 / s), 0, num_rows - 1) + np.float32(row0)
-        c = np.clip((cols_mm - np.float32(origin_col)) * np.float32(1 / s), 0, num_cols - 1)
-        return r, c
 
-    fat_r, fat_c = canvas_coords("fat", probe_z_1xHx1, probe_x_1x1xW)
-    mus_r, mus_c = canvas_coords("muscle", rest_depth, insertion)
-    sol_r, sol_c = canvas_coords("soleus", below_bottom, soleus_along)
+def _render_chunk(participant, canvas, geometry, chunk, config, rng, psf_rms):
+    """Speckle envelope, depth and mask of frames `chunk` (each [T, H, W])."""
+    p = participant
+    g = _chunk_geometry(geometry, chunk, config)
+    in_fat = g.below_top < -p.superficial_aponeurosis_mm
+    in_soleus = g.below_bottom >= p.deep_aponeurosis_mm
+    in_superficial = ~in_fat & (g.below_top < 0)
+    in_deep = ~in_soleus & (g.below_bottom >= 0)
+    in_muscle = (g.below_top >= 0) & (g.below_bottom < 0)
+
+    # Skin and fat are fixed to the probe; muscle and soleus move in their own coordinates.
+    height, width = config.frame_hw
+    probe_x = ((np.arange(width, dtype=np.float32) - 0.5 * (width - 1)) * config.mm_per_px)[None, None, :]
+    probe_z = (np.arange(height, dtype=np.float32) * config.mm_per_px)[None, :, None]
+    fat_r, fat_c = _canvas_coordinates(canvas, "fat", probe_z, probe_x)
+    mus_r, mus_c = _canvas_coordinates(canvas, "muscle", *_muscle_coordinates(p, geometry, chunk, g))
+    soleus_along = g.x - g.below_bottom * np.float32(1.0 / np.tan(np.deg2rad(p.soleus_pennation_deg)))
+    soleus_along = soleus_along - _per_frame(geometry.soleus_shift_mm_T[chunk].astype(np.float32))
+    sol_r, sol_c = _canvas_coordinates(canvas, "soleus", g.below_bottom, soleus_along)
     rows = np.where(in_fat, fat_r, np.where(in_soleus, sol_r, mus_r))
     cols = np.where(in_fat, fat_c, np.where(in_soleus, sol_c, mus_c))
     coords = np.stack([rows.ravel(), cols.ravel()])
@@ -323,18 +349,18 @@ def _render_chunk(participant, canvas, geometry, chunk, config, rng, psf_rms):
     imag = ndimage.map_coordinates(canvas.field_imag, coords, order=1, mode="nearest").reshape(rows.shape)
 
     # Echogenicity that depends on the current state rather than on the tissue point.
-    superficial_profile = np.sqrt(np.maximum(np.sin(np.pi * np.clip(-below_top / p.superficial_aponeurosis_mm, 0, 1)), 0))
-    deep_profile = np.sqrt(np.maximum(np.sin(np.pi * np.clip(below_bottom / p.deep_aponeurosis_mm, 0, 1)), 0))
+    superficial_profile = np.sqrt(np.maximum(np.sin(np.pi * np.clip(-g.below_top / p.superficial_aponeurosis_mm, 0, 1)), 0))
+    deep_profile = np.sqrt(np.maximum(np.sin(np.pi * np.clip(g.below_bottom / p.deep_aponeurosis_mm, 0, 1)), 0))
     apo = np.float32(p.aponeurosis_echogenicity)
     scale = np.ones_like(rows)
-    scale = np.where(in_muscle, np.sqrt(per_frame(g["muscle_gain_T"])), scale)
+    scale = np.where(in_muscle, np.sqrt(_per_frame(geometry.muscle_gain_T[chunk].astype(np.float32))), scale)
     scale = np.where(in_superficial, np.sqrt(apo * (0.15 + 0.85 * superficial_profile)), scale)
     scale = np.where(in_deep, np.sqrt(apo * (0.15 + 0.85 * deep_profile)), scale)
     noise = np.float32(ELECTRONIC_NOISE)
     real = real * scale + noise * rng.standard_normal(size=real.shape, dtype=np.float32)
     imag = imag * scale + noise * rng.standard_normal(size=imag.shape, dtype=np.float32)
 
-    sigma_px = (p.psf_axial_mm / s, p.psf_lateral_mm / s)
+    sigma_px = (p.psf_axial_mm / config.mm_per_px, p.psf_lateral_mm / config.mm_per_px)
     real = ndimage.gaussian_filter(real, (0, *sigma_px), mode="nearest")
     imag = ndimage.gaussian_filter(imag, (0, *sigma_px), mode="nearest")
     envelope = np.sqrt(real**2 + imag**2) * np.float32(1.0 / psf_rms)
@@ -343,7 +369,7 @@ def _render_chunk(participant, canvas, geometry, chunk, config, rng, psf_rms):
     mask[in_superficial] = SUPERFICIAL
     mask[in_deep] = DEEP
     mask[in_muscle] = MUSCLE
-    return envelope, z_TxHxW, mask
+    return envelope, np.broadcast_to(g.z, rows.shape), mask
 
 
 def display(envelope_TxHxW: np.ndarray, depth_mm_TxHxW: np.ndarray, participant: Participant) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Per-participant physiology and probe placement, drawn from documented ranges.
 
 Every range is listed in `PARAMETER_RANGES` with its unit and source; docs/phantom.md
-gives the full references. Parameters are drawn uniformly within their range, so a
-participant is a point inside the documented population, never outside it.
+gives the full references. Each parameter is drawn from a symmetric triangular
+distribution over its range: a population clusters around its middle, and no participant
+lies outside the documented range.
 """
 
 from __future__ import annotations
@@ -43,20 +44,20 @@ PARAMETER_RANGES: dict[str, Range] = {
     "fascicle_slack_ratio": Range(1.0, 1.1, "1", "Hoang et al. 2007; Herbert et al. 2011 (slack near neutral)"),
     "slack_wave_mm": Range(0.3, 0.6, "mm", "assumption: visible crimp of slack fascicles (docs/phantom.md)"),
     "slack_wavelength_mm": Range(7.0, 11.0, "mm", "assumption: visible crimp of slack fascicles (docs/phantom.md)"),
-    "max_fascicle_curvature_per_m": Range(6.0, 10.0, "1/m", "Muramatsu et al. 2002 (curvature grows with contraction)"),
+    "max_fascicle_curvature_per_m": Range(8.0, 12.0, "1/m", "Muramatsu et al. 2002 (curvature grows with contraction)"),
     "passive_torque_scale_nm": Range(1.5, 4.0, "N·m", "Riener & Edrich 1999 (passive ankle moment)"),
     "passive_torque_stiffening": Range(3.0, 5.0, "1/rad", "Riener & Edrich 1999"),
     # Image appearance and probe placement.
-    "muscle_echogenicity": Range(0.8, 1.25, "relative", "Pillen et al. 2008 (echo intensity varies between people)"),
-    "activation_echo_drop": Range(0.2, 0.35, "relative", "assumption: contracted muscle is less echogenic (docs/phantom.md)"),
+    "muscle_echogenicity": Range(0.9, 1.1, "relative", "Pillen et al. 2008 (echo intensity varies between people)"),
+    "activation_echo_drop": Range(0.05, 0.15, "relative", "assumption: contracted muscle is less echogenic (docs/phantom.md)"),
     "striation_contrast": Range(15.0, 40.0, "relative", "calibrated on GasFasTrack / DL_Track images (docs/phantom.md)"),
     "striation_spacing_mm": Range(0.8, 2.0, "mm", "calibrated on GasFasTrack images (perimysium spacing)"),
     "aponeurosis_echogenicity": Range(150.0, 600.0, "relative", "calibrated on GasFasTrack images"),
     "fat_echogenicity": Range(0.5, 1.5, "relative", "calibrated on GasFasTrack images"),
     "skin_echogenicity": Range(20.0, 80.0, "relative", "calibrated on GasFasTrack images"),
     "septa_per_cm": Range(1.0, 4.0, "1/cm", "calibrated on GasFasTrack / DL_Track images (fat septa)"),
-    "gain_db": Range(-2.0, 3.0, "dB", "scanner setting, varied by operator"),
-    "dynamic_range_db": Range(45.0, 60.0, "dB", "scanner setting (typical 45–60 dB)"),
+    "gain_db": Range(-1.0, 1.0, "dB", "study settings fixed across participants; small operator adjustment"),
+    "dynamic_range_db": Range(50.0, 55.0, "dB", "study settings fixed across participants (typical 45–60 dB)"),
     "residual_attenuation_db_per_mm": Range(0.0, 0.1, "dB/mm", "Goss et al. 1979 (≈1 dB/cm/MHz), TGC mismatch"),
     # Gaussian PSF standard deviations: resolution (FWHM) / 2.355 of a 7–10 MHz linear probe.
     "psf_axial_mm": Range(0.10, 0.16, "mm", "7–10 MHz linear probe: axial FWHM 0.25–0.4 mm"),
@@ -127,9 +128,9 @@ class Participant:
 
 
 def draw_participant(rng: np.random.Generator) -> Participant:
-    """Draws one participant, each parameter uniform within its documented range.
+    """Draws one participant, each parameter triangular over its documented range.
 
     Draws are made in the (fixed) order of PARAMETER_RANGES, so a seed fixes every value.
     """
-    values = {name: float(rng.uniform(r.low, r.high)) for name, r in PARAMETER_RANGES.items()}
+    values = {name: float(rng.triangular(r.low, 0.5 * (r.low + r.high), r.high)) for name, r in PARAMETER_RANGES.items()}
     return Participant(**values)
