@@ -2,7 +2,8 @@
 
     python experiments/segmentation_evaluate.py \
         [--checkpoint=muscle_jax/segmentation/pretrained/unet_aponeurosis.msgpack] \
-        [--figure=docs/figures/segmentation_overlay.png] [--json=docs/figures/segmentation_metrics.json]
+        [--figure=docs/figures/segmentation_overlay.png] [--json=docs/figures/segmentation_metrics.json] \
+        [--video=../shared/data/gasfastrack/clips/<clip>.mp4 --video_figure=docs/figures/segmentation_gasfastrack.png]
 
 On the held-out DL_Track images (the checkpoint records which), at each image's own size:
 Dice and IoU of the thresholded mask; the aponeurosis curves fitted to the predicted and to
@@ -11,6 +12,7 @@ the true mask, how often each is found, and the muscle-thickness error (px) wher
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -21,15 +23,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from muscle_jax.segmentation import dl_track, evaluate  # noqa: E402
+from muscle_jax.segmentation import dl_track, evaluate, segment_frames  # noqa: E402
 from muscle_jax.segmentation.curves import default_roi_config, fit_aponeuroses  # noqa: E402
+from muscle_jax.segmentation.frames_io import iter_video_frames  # noqa: E402
 from muscle_jax.segmentation.inference import cached_model  # noqa: E402
 from muscle_jax.segmentation.network import SHIPPED_CHECKPOINT  # noqa: E402
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", str(SHIPPED_CHECKPOINT), "segmentation checkpoint")
 _FIGURE = flags.DEFINE_string("figure", "docs/figures/segmentation_overlay.png", "overlay figure path")
 _JSON = flags.DEFINE_string("json", "docs/figures/segmentation_metrics.json", "metrics JSON path")
+_VIDEO = flags.DEFINE_string(
+    "video", str(Path(__file__).resolve().parents[2] / "shared/data/gasfastrack/clips/p6_isokinetic030_01_push_01.mp4"),
+    "a real medial gastrocnemius clip (another scanner, UI around the image) for a second figure; '' = none",
+)
+_VIDEO_FIGURE = flags.DEFINE_string("video_figure", "docs/figures/segmentation_gasfastrack.png", "its figure path")
 _PANELS = 8
+_VIDEO_FRAMES = (0, 60, 120)
 
 
 def validation_records(checkpoint: str) -> list[dict]:
@@ -101,6 +110,32 @@ def draw_overlays(records: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
+def draw_video_frames(video: Path, checkpoint: str, path: Path) -> None:
+    """`segment_frames` on a few frames of a clip no training image came from: mask and curves."""
+    frames = [f for i, f in enumerate(itertools.islice(iter_video_frames(video), max(_VIDEO_FRAMES) + 1))
+              if i in _VIDEO_FRAMES]
+    result = segment_frames(np.stack(frames), (128, 128), checkpoint=checkpoint)
+    figure, axes = plt.subplots(1, len(frames), figsize=(5.5 * len(frames), 3.6))
+    for axis, index, frame, i in zip(axes, _VIDEO_FRAMES, frames, range(len(frames)), strict=True):
+        rgb = np.stack([frame / 255.0] * 3, axis=-1)
+        rgb[result.masks_NxHxW[i] > 0] = 0.5 * rgb[result.masks_NxHxW[i] > 0] + 0.5 * np.array([1.0, 0.0, 1.0])
+        axis.imshow(rgb)
+        if result.found_N[i]:
+            columns = np.linspace(*result.column_range_Nx2[i], 100)
+            for coeffs in (result.superficial_coeffs_NxD[i], result.deep_coeffs_NxD[i]):
+                axis.plot(columns, np.polyval(coeffs, columns), color="yellow", linewidth=1)
+            label = f"frame {index}: thickness {result.thickness_px_N[i]:.0f} px"
+        else:
+            label = f"frame {index}: not found ({result.reasons[i]})"
+        axis.set_title(label, fontsize=9)
+        axis.axis("off")
+    figure.suptitle(f"{video.name} (gasfastrack, not in training): predicted mask magenta, fitted curves yellow",
+                    fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def main(argv: list[str]) -> None:
     del argv
     records = validation_records(_CHECKPOINT.value)
@@ -109,6 +144,8 @@ def main(argv: list[str]) -> None:
     Path(_JSON.value).parent.mkdir(parents=True, exist_ok=True)
     Path(_JSON.value).write_text(json.dumps(numbers, indent=1) + "\n")
     print(json.dumps(numbers, indent=1))
+    if _VIDEO.value and Path(_VIDEO.value).exists():
+        draw_video_frames(Path(_VIDEO.value), _CHECKPOINT.value, Path(_VIDEO_FIGURE.value))
 
 
 if __name__ == "__main__":
