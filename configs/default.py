@@ -21,7 +21,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.dataset.phantom_overrides = ml_collections.ConfigDict()
     config.dataset.data_dir = "data/tfds"
     config.dataset.manual_dir = ""  # real-recording layouts only; "" = the builder's default
+    # Real layouts store exactly these targets; one a recording lacks is an error, never faked.
     config.dataset.targets = ("angle_deg", "torque_nm", "emg_v")
+    config.dataset.roi_source = ""  # real layouts: "calibration" | "segmentation"; "" = the builder's
     # Architecture labels for the ridge baseline; those the dataset lacks are ignored.
     config.dataset.architecture_features = ("fascicle_length_mm", "pennation_deg", "thickness_mm")
 

@@ -27,10 +27,12 @@ _INDEX_CHUNK = 512
 
 
 def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
-    """The `ultrasound_states` builder a config names, phantom overrides applied.
+    """The `ultrasound_states` builder a config names, with the config's variations applied.
 
-    A config with `phantom_overrides` gets its own builder-config name (preset + a hash of the
-    overrides), so a modified phantom never reuses or overwrites the preset's files.
+    Phantom configs take `phantom_overrides`; real-recording layouts take the run's `targets`
+    (what the dataset stores is what the model predicts) and `roi_source`. A variation gets its
+    own builder-config name (the base name + a hash of the variation), so it never reuses or
+    overwrites another variant's files.
     """
     if dataset_config.name != "ultrasound_states":
         raise ValueError(f"dataset.name must be 'ultrasound_states', got {dataset_config.name!r}")
@@ -38,14 +40,24 @@ def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.
     name = dataset_config.builder_config
     if name not in known:
         raise ValueError(f"dataset.builder_config {name!r} is not one of {sorted(known)}")
-    builder_config: Any = name
-    overrides = dataset_config.phantom_overrides.to_dict() if dataset_config.phantom_overrides else {}
-    if overrides:
-        if known[name].source != "phantom":
+    base = known[name]
+    variation: dict[str, Any] = {}
+    phantom_overrides = dataset_config.phantom_overrides.to_dict() if dataset_config.phantom_overrides else {}
+    if base.source == "phantom":
+        if phantom_overrides:
+            variation["phantom_overrides"] = {k: tuple(v) if isinstance(v, list) else v for k, v in phantom_overrides.items()}
+    else:
+        if phantom_overrides:
             raise ValueError(f"dataset.phantom_overrides applies to phantom builder configs, not {name!r}")
-        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-        digest = hashlib.sha1(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:10]
-        builder_config = dataclasses.replace(known[name], name=f"{name}_{digest}", phantom_overrides=overrides)
+        if tuple(dataset_config.targets) != tuple(base.targets):
+            variation["targets"] = tuple(dataset_config.targets)
+        roi_source = dataset_config.get("roi_source", "")
+        if roi_source and roi_source != base.roi_source:
+            variation["roi_source"] = roi_source
+    builder_config: Any = name
+    if variation:
+        digest = hashlib.sha1(json.dumps(variation, sort_keys=True).encode()).hexdigest()[:10]
+        builder_config = dataclasses.replace(base, name=f"{name}_{digest}", **variation)
     data_dir = str(Path(dataset_config.data_dir).expanduser().resolve())
     return ultrasound_states.UltrasoundStates(config=builder_config, data_dir=data_dir, file_format="array_record")
 
