@@ -33,8 +33,8 @@ PARAMETER_RANGES: dict[str, Range] = {
     # Fascicles operate below optimum length at neutral (ascending limb).
     "rest_length_over_optimum": Range(0.85, 0.95, "1", "Maganaris 2003 (MG operating range)"),
     # Share of muscle-tendon excursion taken up by the muscle belly at rest.
-    "passive_belly_share": Range(0.55, 0.75, "1", "Herbert et al. 2002; Narici et al. 1996 (fascicle vs MTU excursion)"),
-    "tendon_stiffness_n_per_mm": Range(90.0, 160.0, "N/mm", "calibrated: ~30% fascicle shortening at MVC (Narici et al. 1996)"),
+    "passive_belly_share": Range(0.6, 0.72, "1", "Herbert et al. 2002; Narici et al. 1996 (fascicle vs MTU excursion)"),
+    "tendon_stiffness_n_per_mm": Range(100.0, 145.0, "N/mm", "calibrated: ~30% fascicle shortening at MVC (Narici et al. 1996)"),
     "max_torque_nm": Range(120.0, 160.0, "N·m", "Cunningham et al. 2017/2019 (0–150 N·m); Maganaris 2003"),
     "moment_arm_mm": Range(40.0, 55.0, "mm", "Maganaris et al. 1998; Rugg et al. 1990"),
     "emg_max_v": Range(0.6e-3, 1.1e-3, "V", "Cunningham et al. 2017 (EMG envelope up to ~1 mV); De Luca 1997"),
@@ -42,16 +42,16 @@ PARAMETER_RANGES: dict[str, Range] = {
     "activation_bulge": Range(0.0, 0.04, "1", "Narici et al. 1996 (thickness nearly constant with contraction)"),
     # Passive fascicles shorter than their slack length are crimped (wavy) until stretched or activated.
     "fascicle_slack_ratio": Range(1.0, 1.1, "1", "Hoang et al. 2007; Herbert et al. 2011 (slack near neutral)"),
-    "slack_wave_mm": Range(0.3, 0.6, "mm", "assumption: visible crimp of slack fascicles (docs/phantom.md)"),
+    "slack_wave_mm": Range(0.4, 0.7, "mm", "assumption: visible crimp of slack fascicles (docs/phantom.md)"),
     "slack_wavelength_mm": Range(7.0, 11.0, "mm", "assumption: visible crimp of slack fascicles (docs/phantom.md)"),
-    "max_fascicle_curvature_per_m": Range(8.0, 12.0, "1/m", "Muramatsu et al. 2002 (curvature grows with contraction)"),
+    "max_fascicle_curvature_per_m": Range(8.0, 12.0, "1/m", "Muramatsu et al. 2002 (grows with contraction); magnitude: assumption"),
     "passive_torque_scale_nm": Range(1.5, 4.0, "N·m", "Riener & Edrich 1999 (passive ankle moment)"),
     "passive_torque_stiffening": Range(3.0, 5.0, "1/rad", "Riener & Edrich 1999"),
     # Image appearance and probe placement.
     "muscle_echogenicity": Range(0.9, 1.1, "relative", "Pillen et al. 2008 (echo intensity varies between people)"),
     "activation_echo_drop": Range(0.05, 0.15, "relative", "assumption: contracted muscle is less echogenic (docs/phantom.md)"),
     "striation_contrast": Range(15.0, 40.0, "relative", "calibrated on GasFasTrack / DL_Track images (docs/phantom.md)"),
-    "striation_spacing_mm": Range(0.8, 2.0, "mm", "calibrated on GasFasTrack images (perimysium spacing)"),
+    "striation_spacing_mm": Range(1.0, 1.6, "mm", "calibrated on GasFasTrack images (perimysium spacing)"),
     "aponeurosis_echogenicity": Range(150.0, 600.0, "relative", "calibrated on GasFasTrack images"),
     "fat_echogenicity": Range(0.5, 1.5, "relative", "calibrated on GasFasTrack images"),
     "skin_echogenicity": Range(20.0, 80.0, "relative", "calibrated on GasFasTrack images"),
