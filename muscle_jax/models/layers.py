@@ -1,12 +1,25 @@
-"""Layers whose cost does not grow when the fold axis is vmapped.
+"""Convolution and pooling formulated for speed on CPU, and under a vmapped fold axis.
 
-`jax.vmap` over a stack of fold models turns `lax.conv_general_dilated` into a
-grouped convolution, which XLA's CPU backend runs several times slower per example
-than the plain one. A convolution written as shifted views of the input followed by
-matrix products instead becomes a batched matmul under vmap, which XLA runs at full
-speed on CPU and GPU alike. `Conv` below is that formulation, with the same
-parameter layout as `flax.linen.Conv` (kernel HWIO, bias O), so the two are
-interchangeable and comparable (`experiments/` measures both).
+Three formulations of a 'same'-padded, stride-1 2-D convolution (NHWC input, HWIO kernel,
+bias O — the parameter layout of `flax.linen.Conv`, so all are interchangeable):
+
+- 'xla': `flax.linen.Conv`. XLA's CPU backend runs the forward and input-gradient
+  convolutions well, but the kernel gradient (a convolution whose "features" are the batch)
+  several times slower per FLOP; and under `jax.vmap` over folds every convolution becomes a
+  grouped convolution, which is slower still.
+- 'matmul': shifted views of the input concatenated on channels, then one matmul. Under vmap
+  it stays a batched matmul, but it writes and reads the 9× larger patch tensor in the
+  forward and backward passes.
+- 'xla_wgrad_matmul': the forward and input gradient as XLA convolutions, the kernel
+  gradient as one matmul of the patches with the output gradient (`custom_vjp`). This keeps
+  the fast parts of both. The default.
+
+`experiments/conv_formulations.py` measures them side by side; `docs/performance.md` has the
+figures.
+
+`max_pool_2x2` is a 2×2/stride-2 max pool written as a reshape and a max. Its gradient is
+elementwise and fuses; `flax.linen.max_pool`'s gradient (select-and-scatter) does not, and
+took about 40% of the convnet's CPU step time.
 """
 
 from __future__ import annotations
@@ -16,6 +29,11 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+CONV_IMPLS = ("xla_wgrad_matmul", "matmul", "xla")
+DEFAULT_CONV_IMPL = "xla_wgrad_matmul"
+
+_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
 
 def shifted_views_BxHxWxKC(x_BxHxWxC: jax.Array, kernel_size: int) -> jax.Array:
@@ -35,25 +53,72 @@ def shifted_views_BxHxWxKC(x_BxHxWxC: jax.Array, kernel_size: int) -> jax.Array:
     return jnp.concatenate(views, axis=-1)
 
 
+def conv_same_matmul(x_BxHxWxC: jax.Array, kernel_HxWxIxO: jax.Array) -> jax.Array:
+    """'Same' stride-1 convolution as shifted views + one matmul (no bias)."""
+    patches = shifted_views_BxHxWxKC(x_BxHxWxC, kernel_HxWxIxO.shape[0])
+    kernel_KCxO = kernel_HxWxIxO.reshape(-1, kernel_HxWxIxO.shape[-1])
+    return jnp.einsum("bhwk,ko->bhwo", patches, kernel_KCxO)
+
+
+def conv_same_xla(x_BxHxWxC: jax.Array, kernel_HxWxIxO: jax.Array) -> jax.Array:
+    """'Same' stride-1 convolution as one XLA convolution (no bias)."""
+    return jax.lax.conv_general_dilated(
+        x_BxHxWxC, kernel_HxWxIxO, (1, 1), "SAME", dimension_numbers=_DIMENSION_NUMBERS
+    )
+
+
+@jax.custom_vjp
+def conv_same_xla_wgrad_matmul(x_BxHxWxC: jax.Array, kernel_HxWxIxO: jax.Array) -> jax.Array:
+    """`conv_same_xla`, whose kernel gradient is computed as a matmul of patches (see module doc)."""
+    return conv_same_xla(x_BxHxWxC, kernel_HxWxIxO)
+
+
+def _wgrad_matmul_fwd(x_BxHxWxC, kernel_HxWxIxO):
+    return conv_same_xla(x_BxHxWxC, kernel_HxWxIxO), (x_BxHxWxC, kernel_HxWxIxO)
+
+
+def _wgrad_matmul_bwd(residuals, grad_BxHxWxO):
+    x_BxHxWxC, kernel_HxWxIxO = residuals
+    _, input_vjp = jax.vjp(lambda x: conv_same_xla(x, kernel_HxWxIxO), x_BxHxWxC)
+    (grad_x_BxHxWxC,) = input_vjp(grad_BxHxWxO)
+    patches = shifted_views_BxHxWxKC(x_BxHxWxC, kernel_HxWxIxO.shape[0])
+    grad_kernel_KCxO = jnp.einsum("bhwk,bhwo->ko", patches, grad_BxHxWxO)
+    return grad_x_BxHxWxC, grad_kernel_KCxO.reshape(kernel_HxWxIxO.shape)
+
+
+conv_same_xla_wgrad_matmul.defvjp(_wgrad_matmul_fwd, _wgrad_matmul_bwd)
+
+_CONV_FUNCTIONS = {
+    "xla_wgrad_matmul": conv_same_xla_wgrad_matmul,
+    "matmul": conv_same_matmul,
+    "xla": conv_same_xla,
+}
+
+
 class Conv(nn.Module):
-    """'Same'-padded, stride-1 2-D convolution (NHWC) as shifted views + one matmul."""
+    """'Same'-padded, stride-1 2-D convolution (NHWC) with `flax.linen.Conv`'s parameters.
+
+    `impl` picks the formulation (module doc). `dtype` is the computation dtype: inputs and
+    parameters are cast to it, parameters are stored in float32.
+    """
 
     features: int
     kernel_size: int = 3
+    impl: str = DEFAULT_CONV_IMPL
     use_bias: bool = True
-    dtype: Any = None  # computation dtype; parameters stay float32
+    dtype: Any = None
     kernel_init: Any = nn.initializers.lecun_normal()
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+        if self.impl not in _CONV_FUNCTIONS:
+            raise ValueError(f"model.conv_impl must be one of {CONV_IMPLS}, got {self.impl!r}")
         in_features = x_BxHxWxC.shape[-1]
         kernel_HxWxIxO = self.param(
             "kernel", self.kernel_init, (self.kernel_size, self.kernel_size, in_features, self.features)
         )
         dtype = self.dtype or x_BxHxWxC.dtype
-        patches = shifted_views_BxHxWxKC(x_BxHxWxC.astype(dtype), self.kernel_size)
-        kernel_KCxO = kernel_HxWxIxO.reshape(-1, self.features).astype(dtype)
-        y = jnp.einsum("bhwk,ko->bhwo", patches, kernel_KCxO)
+        y = _CONV_FUNCTIONS[self.impl](x_BxHxWxC.astype(dtype), kernel_HxWxIxO.astype(dtype))
         if self.use_bias:
             bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
             y = y + bias.astype(dtype).reshape(1, 1, 1, -1)
@@ -61,9 +126,15 @@ class Conv(nn.Module):
 
 
 def make_conv(impl: str, features: int, kernel_size: int = 3, dtype: Any = None, name: str | None = None) -> nn.Module:
-    """The convolution named by a config's `conv_impl`: 'matmul' (shifted views) or 'xla' (nn.Conv)."""
-    if impl == "matmul":
-        return Conv(features, kernel_size, dtype=dtype, name=name)
-    if impl == "xla":
-        return nn.Conv(features, (kernel_size, kernel_size), padding="SAME", dtype=dtype, name=name)
-    raise ValueError(f"model.conv_impl must be 'matmul' or 'xla', got {impl!r}")
+    """The convolution named by a config's `conv_impl` (one of `CONV_IMPLS`); all share nn.Conv's parameters."""
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"model.conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
+    return Conv(features, kernel_size, impl=impl, dtype=dtype, name=name)
+
+
+def max_pool_2x2(x_BxHxWxC: jax.Array) -> jax.Array:
+    """2×2 max pool with stride 2 (H and W even), as a reshape and a max: its gradient fuses."""
+    batch, height, width, channels = x_BxHxWxC.shape
+    if height % 2 or width % 2:
+        raise ValueError(f"max_pool_2x2 needs even height and width, got {height}×{width}")
+    return x_BxHxWxC.reshape(batch, height // 2, 2, width // 2, 2, channels).max(axis=(2, 4))

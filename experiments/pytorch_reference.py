@@ -1,0 +1,112 @@
+"""The pinned benchmark network and train step in PyTorch (CPU, channels-last), for comparison.
+
+Same network as `muscle_jax.models.convnet.ConvNet` with the pinned benchmark settings
+(`configs/benchmark.py`): stages of [conv3×3 → ReLU → conv3×3 → ReLU → maxpool 2×2] with
+channels (32, 64, 128, 256), global average pool, Dense 256 → ReLU → Dropout 0.5 → Dense T;
+Adam, MSE, batch 64 of 1×128×128 float32 images. Weights are initialised as in PyTorch (the
+initialisation does not change the cost of a step).
+
+PyTorch is NOT a dependency of muscle_jax. Run it from its own environment:
+
+    python3 -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch==2.13.0 numpy
+    /tmp/torchvenv/bin/python experiments/pytorch_reference.py --json=/tmp/torch.json
+
+`experiments/benchmark.py --torch_python=/tmp/torchvenv/bin/python` runs it in the same
+session as the JAX measurements, so the two figures share the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+from torch import nn
+
+
+def make_network(channels: tuple[int, ...], hidden: int, dropout: float, num_targets: int) -> nn.Module:
+    """[conv → ReLU → conv → ReLU → maxpool] per stage, GAP, Dense → ReLU → Dropout → Dense."""
+    blocks: list[nn.Module] = []
+    in_channels = 1
+    for features in channels:
+        blocks += [
+            nn.Conv2d(in_channels, features, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(features, features, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
+        in_channels = features
+    blocks += [
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(in_channels, hidden),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, num_targets),
+    ]
+    return nn.Sequential(*blocks)
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Steady-state train-step time of one model; warm-up steps excluded."""
+    torch.manual_seed(0)
+    network = make_network(tuple(args.channels), args.hidden, args.dropout, args.num_targets)
+    network = network.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+    images = torch.rand(args.batch_size, 1, args.image_size, args.image_size).to(memory_format=torch.channels_last)
+    targets = torch.randn(args.batch_size, args.num_targets)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = nn.functional.mse_loss(network(images), targets)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(args.warmup):
+        step()
+    seconds, cpu_seconds = [], []
+    for _ in range(args.repeats):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        step()
+        seconds.append(time.perf_counter() - start)
+        cpu_seconds.append(time.process_time() - cpu_start)
+    rates = [args.batch_size / s for s in seconds]
+    return {
+        "framework": f"torch {torch.__version__}",
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "batch_size": args.batch_size,
+        "step_s_median": statistics.median(seconds),
+        "examples_per_s": statistics.median(rates),
+        "examples_per_s_min": min(rates),
+        "examples_per_s_max": max(rates),
+        "cpu_s_per_example": statistics.median(cpu_seconds) / args.batch_size,
+        "repeats": args.repeats,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--channels", type=int, nargs="+", default=[32, 64, 128, 256])
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--dropout", type=float, default=0.5)
+    parser.add_argument("--num_targets", type=int, default=3)
+    parser.add_argument("--image_size", type=int, default=128)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", default="", help="also write the result to this file")
+    args = parser.parse_args()
+    result = measure(args)
+    print(json.dumps(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+import jax
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from muscle_jax.models import layers
+
+_TOL = dict(rtol=2e-5, atol=2e-5)
+
+
+def _reference_and_inputs(in_features=3, features=5, size=8, batch=2, seed=0):
+    reference = nn.Conv(features, (3, 3), padding="SAME")
+    x = jax.random.normal(jax.random.key(seed), (batch, size, size, in_features))
+    params = reference.init(jax.random.key(seed + 1), x)["params"]
+    # A non-zero bias, so that a dropped or misplaced bias cannot pass.
+    params = {**params, "bias": jax.random.normal(jax.random.key(seed + 2), params["bias"].shape)}
+    return reference, params, x
+
+
+@pytest.mark.parametrize("impl", layers.CONV_IMPLS)
+def test_conv_matches_flax_conv_values_and_gradients(impl):
+    reference, params, x = _reference_and_inputs()
+    conv = layers.make_conv(impl, 5, 3)
+    assert jax.tree_util.tree_map(jnp.shape, conv.init(jax.random.key(0), x)["params"]) == jax.tree_util.tree_map(
+        jnp.shape, params
+    )
+    np.testing.assert_allclose(conv.apply({"params": params}, x), reference.apply({"params": params}, x), **_TOL)
+
+    # A loss that weighs every output differently, so that a transposed or shifted gradient fails.
+    weights = jax.random.normal(jax.random.key(7), (2, 8, 8, 5))
+    loss = lambda module: lambda p, x: jnp.sum(weights * jnp.tanh(module.apply({"params": p}, x)))  # noqa: E731
+    got = jax.grad(loss(conv), argnums=(0, 1))(params, x)
+    want = jax.grad(loss(reference), argnums=(0, 1))(params, x)
+    np.testing.assert_allclose(got[1], want[1], **_TOL)
+    for name in ("kernel", "bias"):
+        np.testing.assert_allclose(got[0][name], want[0][name], **_TOL)
+
+
+@pytest.mark.parametrize("impl", layers.CONV_IMPLS)
+def test_conv_vmapped_over_folds_equals_each_fold_alone(impl):
+    conv = layers.make_conv(impl, 4, 3)
+    x_KxBxHxWxC = jax.random.normal(jax.random.key(0), (3, 2, 6, 6, 2))
+    params_K = jax.vmap(lambda k: conv.init(k, x_KxBxHxWxC[0])["params"])(jax.random.split(jax.random.key(1), 3))
+
+    def loss(params, x):
+        return jnp.sum(jnp.sin(conv.apply({"params": params}, x)))
+
+    values_K, grads_K = jax.vmap(jax.value_and_grad(loss))(params_K, x_KxBxHxWxC)
+    for k in range(3):
+        params_k = jax.tree_util.tree_map(lambda leaf: leaf[k], params_K)
+        value, grads = jax.value_and_grad(loss)(params_k, x_KxBxHxWxC[k])
+        np.testing.assert_allclose(values_K[k], value, **_TOL)
+        for name in ("kernel", "bias"):
+            np.testing.assert_allclose(grads_K[name][k], grads[name], **_TOL)
+
+
+def test_bfloat16_compute_keeps_float32_parameters():
+    conv = layers.make_conv("xla_wgrad_matmul", 4, 3, dtype=jnp.bfloat16)
+    x = jax.random.normal(jax.random.key(0), (2, 6, 6, 3))
+    params = conv.init(jax.random.key(1), x)["params"]
+    assert params["kernel"].dtype == jnp.float32
+    y = conv.apply({"params": params}, x)
+    assert y.dtype == jnp.bfloat16
+    grads = jax.grad(lambda p: jnp.sum(conv.apply({"params": p}, x).astype(jnp.float32)))(params)
+    assert grads["kernel"].dtype == jnp.float32
+    reference = layers.make_conv("xla", 4, 3).apply({"params": params}, x)
+    np.testing.assert_allclose(np.asarray(y, np.float32), reference, rtol=0.05, atol=0.05)
+
+
+def test_max_pool_2x2_matches_flax_max_pool_and_its_gradient():
+    x = jax.random.normal(jax.random.key(0), (2, 8, 6, 3))  # continuous values: no ties
+    reference = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))  # noqa: E731
+    np.testing.assert_array_equal(layers.max_pool_2x2(x), reference(x))
+    weights = jax.random.normal(jax.random.key(1), (2, 4, 3, 3))
+    got = jax.grad(lambda x: jnp.sum(weights * layers.max_pool_2x2(x)))(x)
+    want = jax.grad(lambda x: jnp.sum(weights * reference(x)))(x)
+    np.testing.assert_allclose(got, want, **_TOL)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="conv_impl"):
+        layers.make_conv("winograd", 4)
+    with pytest.raises(ValueError, match="even"):
+        layers.max_pool_2x2(jnp.zeros((1, 5, 4, 1)))
