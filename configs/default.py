@@ -49,7 +49,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.weight_decay = 1e-4
     config.train.warmup_steps = 30
     config.train.grad_clip_norm = 1.0
-    config.train.fold_execution = "vmap"  # "vmap" | "map" (folds one after another inside one jit)
+    # "auto" | "vmap" | "map" (folds one after another inside one jit); auto: map on one CPU device.
+    config.train.fold_execution = "auto"
     config.train.log_every = 25
     config.train.checkpoint_every = 100
     config.train.max_checkpoints = 2

@@ -60,6 +60,18 @@ def make_folds(groups_N: np.ndarray, group_by: str, num_folds: int = 0, max_trai
     return Folds(np.stack(train_rows), np.stack(test_rows), tuple(test_sets), group_by)
 
 
+def resolve_execution(execution: str, backend: str, fold_devices: int) -> str:
+    """'auto' → 'map' on a single CPU device, else 'vmap'; explicit choices pass through.
+
+    On a 2-core CPU the folds run 1.8× faster one after another inside one jit than vmapped
+    (65.7 vs 36.7 examples/s, default convnet, 8 folds × 32, side by side in one process); on
+    accelerators, and when the folds are split over several devices, vmap is the natural form.
+    """
+    if execution != "auto":
+        return execution
+    return "map" if backend == "cpu" and fold_devices == 1 else "vmap"
+
+
 def over_folds(per_fold_fn: Callable, execution: str) -> Callable:
     """Maps a per-fold function over a leading fold axis of all its arguments.
 

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from muscle_jax import checkpoint, evaluate, folds as folds_lib, report
+from muscle_jax import checkpoint, evaluate, folds as folds_lib, report, sharding
 from muscle_jax.data import pipeline
 from muscle_jax.models import create_model
 
@@ -103,7 +103,8 @@ def train_folds(
     image_shape = tuple(source[0]["image"].shape)
     model = create_model(config.model, len(index.target_names))
     tx = make_optimizer(config.train)
-    state = create_fold_state(model, tx, config.seed, folds.num_folds, image_shape)
+    mesh = sharding.make_mesh(folds.num_folds)
+    state = sharding.shard_fold_state(create_fold_state(model, tx, config.seed, folds.num_folds, image_shape), mesh)
     checkpoints = checkpoint.manager(workdir, config.train.max_checkpoints)
     restored = checkpoint.restore_latest(checkpoints, state)
     start_step = 0
@@ -115,12 +116,15 @@ def train_folds(
         source, index, folds.train_KxN, stats, config.train.batch_size, config.seed,
         start_step, num_steps, config.train.input_threads,
     )
-    step_fn = make_fold_train_step(config.seed, config.train.fold_execution)
+    execution = folds_lib.resolve_execution(config.train.fold_execution, jax.default_backend(), mesh.shape[sharding.FOLD_AXIS])
+    logging.info("%d folds on a %s device mesh %s, fold axis executed by %s",
+                 folds.num_folds, jax.default_backend(), dict(mesh.shape), execution)
+    step_fn = make_fold_train_step(config.seed, execution)
     examples_per_step = folds.num_folds * config.train.batch_size
     timings = {"compile_s": 0.0, "train_s": 0.0}
     window_start, window_steps, metrics = time.perf_counter(), 0, None
     for step in range(start_step, num_steps):
-        batch = next(batches)
+        batch = sharding.shard_batch(next(batches), mesh)
         if step == start_step:
             compile_start = time.perf_counter()
             step_fn = step_fn.lower(state, batch["image"], batch["targets"]).compile()

@@ -55,3 +55,10 @@ def test_map_and_vmap_fold_execution_agree():
                                folds.over_folds(per_fold, "map")(weights, inputs), rtol=1e-6)
     with pytest.raises(ValueError, match="fold_execution"):
         folds.over_folds(per_fold, "pmap")
+
+
+def test_auto_execution_maps_on_one_cpu_device_and_vmaps_elsewhere():
+    assert folds.resolve_execution("auto", "cpu", 1) == "map"
+    assert folds.resolve_execution("auto", "cpu", 4) == "vmap"
+    assert folds.resolve_execution("auto", "gpu", 1) == "vmap"
+    assert folds.resolve_execution("vmap", "cpu", 1) == "vmap"
