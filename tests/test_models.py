@@ -86,3 +86,9 @@ def test_unknown_knob_is_an_error():
     config = ml_collections.ConfigDict(dict(name="convnet", widht=3))
     with pytest.raises(ValueError, match="widht"):
         create_model(config, 3)
+
+
+def test_roi_that_pooling_cannot_halve_is_named():
+    model = create_model(default.get_config().model, 3)
+    with pytest.raises(ValueError, match="multiples of 16; got 60×60"):
+        model.init(jax.random.key(0), jnp.zeros((1, 60, 60, 1)), train=False)

@@ -28,13 +28,14 @@ class ConvNet(nn.Module):
 
     @nn.compact
     def __call__(self, images_BxHxWxC: jax.Array, *, train: bool) -> jax.Array:
+        layers.check_poolable(images_BxHxWxC.shape[1:3], len(self.channels), "convnet")
         x = images_BxHxWxC
         for stage, features in enumerate(self.channels):
             for i in range(2):
                 x = layers.make_conv(self.conv_impl, features, 3, self.dtype, name=f"conv{stage}_{i}")(x)
                 x = make_norm(self.norm, features)(x)
                 x = nn.relu(x)
-            x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            x = layers.max_pool_2x2(x)
         x_BxC = x.mean(axis=(1, 2))
         x_BxC = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name="hidden")(x_BxC))
         x_BxC = nn.Dropout(self.dropout, deterministic=not train)(x_BxC)

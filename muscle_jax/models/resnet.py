@@ -50,10 +50,11 @@ class ResNet(nn.Module):
                 f"model.blocks_per_stage {tuple(self.blocks_per_stage)} and model.channels "
                 f"{tuple(self.channels)} must have the same length"
             )
+        layers.check_poolable(images_BxHxWxC.shape[1:3], len(self.channels) - 1, "resnet")
         x = layers.make_conv(self.conv_impl, self.channels[0], 3, self.dtype, name="stem")(images_BxHxWxC)
         for stage, (features, blocks) in enumerate(zip(self.channels, self.blocks_per_stage)):
             if stage > 0:
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                x = layers.max_pool_2x2(x)
             for block in range(blocks):
                 x = PreActBlock(features, self.norm, self.conv_impl, self.dtype, name=f"stage{stage}_block{block}")(x)
         x = nn.relu(make_norm(self.norm, x.shape[-1])(x))
