@@ -5,6 +5,12 @@ import jax
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
+
+def key(seed):
+    # XLA's RNG: threefry's unrolled rounds take tens of seconds to compile on a busy 2-core CPU.
+    return jax.random.key(seed, impl="rbg")
+
+
 from pathlib import Path  # noqa: E402
 
 import jax.numpy as jnp  # noqa: E402
@@ -50,14 +56,14 @@ def test_split_holds_out_whole_images_of_every_size_and_is_fixed_by_seed():
 
 def test_identity_augmentation_changes_nothing_and_flip_mirrors_both():
     config = tiny_config()
-    images = jax.random.uniform(jax.random.key(0), (2, 32, 16))
+    images = jax.random.uniform(key(0), (2, 32, 16))
     masks = (images > 0.7).astype(jnp.float32)
     augment = identity_augmentation(config)
-    same_images, same_masks = augment_batch(jax.random.key(1), images, masks, augment)
+    same_images, same_masks = augment_batch(key(1), images, masks, augment)
     np.testing.assert_allclose(same_images, images, atol=1e-5)
     np.testing.assert_allclose(same_masks, masks, atol=1e-5)
     augment.flip_probability = 1.0
-    flipped_images, flipped_masks = augment_batch(jax.random.key(1), images, masks, augment)
+    flipped_images, flipped_masks = augment_batch(key(1), images, masks, augment)
     np.testing.assert_allclose(flipped_images, images[:, :, ::-1], atol=1e-5)
     np.testing.assert_allclose(flipped_masks, masks[:, :, ::-1], atol=1e-5)
 
@@ -70,7 +76,7 @@ def test_default_augmentation_moves_image_and_mask_together():
     config.augment.crop_hw = (48, 32)
     masks = jnp.zeros((8, 64, 32)).at[:, 20:28, :].set(1.0)
     images = masks * 0.9 + 0.05
-    warped_images, warped_masks = augment_batch(jax.random.key(3), images, masks, config.augment)
+    warped_images, warped_masks = augment_batch(key(3), images, masks, config.augment)
     inside = np.asarray(warped_masks) > 0.99
     assert inside.any()
     assert np.all(np.asarray(warped_images)[inside] > 0.9)
@@ -92,12 +98,12 @@ def test_training_steps_on_a_few_real_images_reduce_the_loss():
     frames, masks = dl_track.load_at_working_resolution(pairs, config.input_hw)
     assert frames.shape == (4, 32, 16) and frames.dtype == np.uint8
     assert 0.0 < masks.mean() < 0.2
-    state = create_state(config, jax.random.key(0))
+    state = create_state(config, key(0))
     step = make_train_step(config)
     indices = jnp.arange(4)
     losses = []
     for i in range(config.train.num_steps):
-        state, metrics = step(state, jax.random.key(i), jnp.asarray(frames), jnp.asarray(masks), indices)
+        state, metrics = step(state, key(i), jnp.asarray(frames), jnp.asarray(masks), indices)
         losses.append(float(metrics["loss"]))
     assert np.all(np.isfinite(losses))
     assert np.mean(losses[-3:]) < 0.8 * losses[0]
