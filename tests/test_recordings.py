@@ -15,7 +15,7 @@ import scipy.io
 from PIL import Image
 
 from muscle_jax.data import recordings
-from test_readers import GASFASTRACK, synthetic_frames, truncate, write_video
+from test_readers import GASFASTRACK, read_video, synthetic_frames, truncate, write_video
 
 ROI_HW = (16, 20)
 FPS = 30
@@ -167,3 +167,25 @@ def test_one_real_gasfastrack_clip_is_aligned_by_its_frame_index():
     np.testing.assert_allclose(example["torque_nm"], raw.TOR[samples], rtol=1e-6)
     assert set(example) == {"image", "angle_deg", "torque_nm", "time_s", "frame", "participant", "trial", "name",
                             "skipped_frames"}
+
+
+def test_segmentation_rois_and_frames_without_muscle(tmp_path):
+    """Real GasFasTrack frames through the segmentation stage; a blank frame has no muscle."""
+    from muscle_jax.segmentation import SHIPPED_CHECKPOINT
+
+    if not Path(SHIPPED_CHECKPOINT).is_file():
+        pytest.skip(f"the segmentation stage's checkpoint {SHIPPED_CHECKPOINT} is not in this checkout")
+    real = read_video(GASFASTRACK / "clips" / "p6_isokinetic500_01_push_01.mp4").images_N[:4]
+    frames = np.concatenate([real[:2], np.zeros_like(real[:1]), real[2:]])
+    root = tmp_path / "layout"
+    (root / "P01").mkdir(parents=True)
+    (root / recordings.CALIBRATION_FILE).write_text(json.dumps({"crop_xywh": [214, 44, 720, 574]}))
+    write_video(root / "P01" / "push.mp4", frames, fps=FPS)
+    write_csv(root / "P01" / "push.csv", signal_table())
+    trial = recordings.list_trials("recordings", root)[0]
+    with pytest.raises(ValueError, match=r"push\.mp4: no ROI found by the segmentation stage in 1 frame\(s\) \(2\)"):
+        recordings.load_trial(trial, ROI_HW, "segmentation", ("angle_deg",))
+    example = recordings.load_trial(trial, ROI_HW, "segmentation", ("angle_deg",), skip_bad_frames=True)
+    assert example["skipped_frames"] == 1
+    np.testing.assert_array_equal(example["frame"], [0, 1, 3, 4])
+    assert example["image"].shape == (4, *ROI_HW, 1) and example["image"].mean() > 10
