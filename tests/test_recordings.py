@@ -189,3 +189,11 @@ def test_segmentation_rois_and_frames_without_muscle(tmp_path):
     assert example["skipped_frames"] == 1
     np.testing.assert_array_equal(example["frame"], [0, 1, 3, 4])
     assert example["image"].shape == (4, *ROI_HW, 1) and example["image"].mean() > 10
+
+
+def test_without_a_calibration_the_image_region_is_detected(tmp_path):
+    root = make_layout(tmp_path)
+    calibrated = only_trial(root)
+    (root / recordings.CALIBRATION_FILE).unlink()
+    detected = only_trial(root)
+    np.testing.assert_array_equal(detected["image"], calibrated["image"])

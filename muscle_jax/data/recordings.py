@@ -235,22 +235,22 @@ def read_rois(
     if roi_source not in ROI_SOURCES:
         raise ValueError(f"roi_source must be one of {ROI_SOURCES}, got {roi_source!r}")
     roi_hw = (int(roi_hw[0]), int(roi_hw[1]))
+
+    def prepare(crop: Crop):
+        # Calibration ROIs are small from the start; segmentation needs the full-resolution region.
+        if roi_source == "calibration":
+            return lambda frame_HxW: resize(crop.apply(frame_HxW, source), roi_hw)
+        return lambda frame_HxW: crop.apply(frame_HxW, source)
+
     if crop is None:
         full = read_frames(source, fps=fps, skip_bad_frames=skip_bad_frames)
         crop = detect_image_region(full.images_N)
         log.info("%s: detected image region x=%d y=%d w=%d h=%d", source, crop.x, crop.y, crop.w, crop.h)
-        cropped_N = np.stack([crop.apply(f, source) for f in full.images_N])
-        decoded = dataclasses.replace(full, images_N=cropped_N)
+        decoded = dataclasses.replace(full, images_N=np.stack([prepare(crop)(f) for f in full.images_N]))
     else:
-        decoded = None
+        decoded = read_frames(source, prepare(crop), fps, skip_bad_frames)
     if roi_source == "calibration":
-        if decoded is None:
-            decoded = read_frames(source, lambda f: resize(crop.apply(f, source), roi_hw), fps, skip_bad_frames)
-        else:
-            decoded = dataclasses.replace(decoded, images_N=np.stack([resize(f, roi_hw) for f in decoded.images_N]))
         return RoiFrames(decoded, np.ones(len(decoded.index_N), bool), ("",) * len(decoded.index_N), crop)
-    if decoded is None:
-        decoded = read_frames(source, lambda f: crop.apply(f, source), fps, skip_bad_frames)
     segment_frames = _segmentation_stage()
     rois, found, reasons = [], [], []
     for start in range(0, len(decoded.images_N), _SEGMENTATION_CHUNK):
