@@ -232,6 +232,10 @@ def main(argv: list[str]) -> None:
         f"model {len(prediction.frame_N) / max(seconds['model'], 1e-9):.1f} frames/s); "
         f"skipped {prediction.skipped_frames} undecodable, {prediction.no_roi_frames} without an ROI (NaN rows)"
     )
+    steps_s = np.diff(prediction.time_s_N)
+    if len(steps_s) and np.all(np.isfinite(steps_s)) and np.median(steps_s) > 0:
+        recorded_fps = 1.0 / float(np.median(steps_s))
+        print(f"recorded at {recorded_fps:.1f} frames/s: {prediction.frames_per_second / recorded_fps:.2f}× real time")
 
 
 if __name__ == "__main__":

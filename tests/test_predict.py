@@ -77,7 +77,7 @@ def test_cli_writes_one_row_per_decoded_frame(cli_prediction):
     values = np.array([[float(r[c]) for c in rows[0] if c not in ("frame", "time_s")] for r in rows])
     assert np.isfinite(values).all() and (values[:, 1::2] >= 0).all()
     assert figure.stat().st_size > 0
-    assert "30 frames" in stdout and "frames/s" in stdout
+    assert "30 frames" in stdout and "frames/s" in stdout and "recorded at 30.0 frames/s" in stdout
 
 
 def test_cpu_inference_matches_the_ensemble_and_bad_input_is_reported(loaded_ensemble, cli_prediction):
