@@ -109,3 +109,10 @@ def test_ensemble_predicts_mean_and_spread_in_physical_units(smoke_dataset, smok
     assert np.all(np.abs(mean_NxT[:, torque]) < 500)  # physical scale, not standardised units
     with pytest.raises(ValueError, match="trained on ROI images of shape"):
         models.predict(images[:, :16])
+
+
+def test_tensorflow_is_never_imported(smoke_run):
+    import sys
+
+    # smoke_run built the dataset, trained, evaluated and reported in this process.
+    assert not any(name == "tensorflow" or name.startswith("tensorflow.") for name in sys.modules)
