@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
     parser.add_argument("--participants", type=int, default=None, help="generate only this many")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--cpu-only", action="store_true", help="only time one trial's CPU use and extrapolate")
     args = parser.parse_args()
     preset = PRESETS[args.preset]()
     config = dataclasses.replace(
@@ -33,32 +34,34 @@ def main() -> None:
         num_participants=args.participants or preset.num_participants,
         workers=preset.workers if args.workers is None else args.workers,
     )
-    start = time.perf_counter()
-    frames = 0
-    for _, trials in simulate_participants(config):
-        frames += sum(len(trial["frame"]) for trial in trials)
-    seconds = time.perf_counter() - start
-    rate = frames / seconds
-    print(
-        f"{args.preset}: {config.num_participants} participants, {frames} frames of {config.frame_hw} "
-        f"in {seconds:.1f} s with {config.workers} workers = {rate:.0f} frames/s "
-        f"(load average {os.getloadavg()[0]:.1f})"
-    )
+    frames_per_participant = round(sum(d for _, d, _ in config.trial_durations_s()) * config.frame_rate_hz)
+    if not args.cpu_only:
+        start = time.perf_counter()
+        frames = 0
+        for _, trials in simulate_participants(config):
+            frames += sum(len(trial["frame"]) for trial in trials)
+        seconds = time.perf_counter() - start
+        rate = frames / seconds
+        print(
+            f"{args.preset}: {config.num_participants} participants, {frames} frames of {config.frame_hw} "
+            f"in {seconds:.1f} s with {config.workers} workers = {rate:.0f} frames/s "
+            f"(load average {os.getloadavg()[0]:.1f})"
+        )
+        if config.num_participants != preset.num_participants:
+            total = frames_per_participant * preset.num_participants
+            print(f"extrapolated from {config.num_participants} participants: the full preset "
+                  f"({preset.num_participants} participants, {total} frames) would take ~{total / rate:.0f} s at this rate")
     # CPU time of one trial in this process depends little on what else runs on the cores;
     # with W busy workers the wall time is about the total CPU time over W.
     cpu_start = time.process_time()
     one = len(simulate_trial(config, 0, 0)["frame"])
     cpu_per_frame = (time.process_time() - cpu_start) / one
-    total = frames // config.num_participants * preset.num_participants
+    total = frames_per_participant * preset.num_participants
     print(
         f"CPU time: {1 / cpu_per_frame:.0f} frames/s per core; the full preset ({preset.num_participants} "
         f"participants, ~{total} frames) needs ~{total * cpu_per_frame:.1f} CPU s, "
         f"~{total * cpu_per_frame / max(preset.workers, 1):.1f} s on {max(preset.workers, 1)} idle cores"
     )
-    if config.num_participants != preset.num_participants:
-        total = frames / config.num_participants * preset.num_participants
-        print(f"extrapolated from {config.num_participants} participants: the full preset "
-              f"({preset.num_participants} participants, {total:.0f} frames) would take ~{total / rate:.0f} s at this rate")
 
 
 if __name__ == "__main__":

@@ -66,8 +66,25 @@ def leave_one_participant_out_r2(features_NxF: np.ndarray, targets_N: np.ndarray
     return np.asarray(scores)
 
 
+def augment(images_BxHxWx1: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness/contrast jitter and a horizontal shift: what differs between participants and
+    probe placements but says nothing about the state (a horizontal flip would: it mirrors the
+    fascicles' direction)."""
+    batch = images_BxHxWx1.shape[0]
+    gain = rng.uniform(0.7, 1.3, (batch, 1, 1, 1))
+    offset = rng.uniform(-0.08, 0.08, (batch, 1, 1, 1))
+    shifted = np.roll(images_BxHxWx1, int(rng.integers(-12, 13)), axis=2)
+    return (shifted * gain + offset).astype(np.float32)
+
+
 def small_cnn_r2(
-    images_NxHxW: np.ndarray, targets_NxT: np.ndarray, participants_N: np.ndarray, held_out: int, steps: int, seed: int = 0
+    images_NxHxW: np.ndarray,
+    targets_NxT: np.ndarray,
+    participants_N: np.ndarray,
+    held_out: int,
+    steps: int,
+    augmented: bool = True,
+    seed: int = 0,
 ) -> np.ndarray:
     """Held-out R² per target of a small CNN (4 conv blocks, Adam, batch 32) trained for `steps`
     on every participant but `held_out`, labels standardised on the training participants."""
@@ -106,7 +123,8 @@ def small_cnn_r2(
     train_indices = np.nonzero(train)[0]
     for _ in range(steps):
         batch = rng.choice(train_indices, 32)
-        params, opt_state, _ = step(params, opt_state, images[batch], standardised[batch])
+        inputs = augment(images[batch], rng) if augmented else images[batch]
+        params, opt_state, _ = step(params, opt_state, inputs, standardised[batch])
     test = ~train
     apply = jax.jit(model.apply)
     predictions = np.concatenate(
@@ -120,6 +138,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None, help="phantom seed (default: the preset's)")
     parser.add_argument("--cnn-folds", type=str, default="", help="also train a small CNN holding out these, e.g. 3,5,7")
     parser.add_argument("--cnn-steps", type=int, default=400)
+    parser.add_argument("--no-augment", action="store_true", help="train the CNN without augmentation")
     args = parser.parse_args()
     config = phantom_small()
     if args.seed is not None:
@@ -140,10 +159,11 @@ def main() -> None:
         r2 = leave_one_participant_out_r2(features, targets[:, k], participants)
         print(f"| {target} | {r2.mean():.2f} | {np.median(r2):.2f} | {' '.join(f'{v:.2f}' for v in r2)} |")
     if args.cnn_folds:
-        print(f"\nSmall CNN, {args.cnn_steps} steps of batch 32\n\n| held-out participant | "
+        what = "without augmentation" if args.no_augment else "brightness/contrast jitter and horizontal shifts"
+        print(f"\nSmall CNN, {args.cnn_steps} steps of batch 32, {what}\n\n| held-out participant | "
               + " | ".join(TARGETS) + " |\n| --- |" + " --- |" * len(TARGETS))
         for held_out in (int(f) for f in args.cnn_folds.split(",")):
-            r2 = small_cnn_r2(images, targets, participants, held_out, args.cnn_steps)
+            r2 = small_cnn_r2(images, targets, participants, held_out, args.cnn_steps, augmented=not args.no_augment)
             print(f"| {held_out} | " + " | ".join(f"{v:.2f}" for v in r2) + " |")
 
 
