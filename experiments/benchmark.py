@@ -1,0 +1,391 @@
+"""Training-speed benchmark of the real fold-stacked train step (`muscle_jax.train`).
+
+    python experiments/benchmark.py --config=configs/benchmark.py [--json=out.json]
+        [--torch_python=/tmp/torchvenv/bin/python]
+
+Measures, in one process and one after another (so they share the machine's load):
+- the machine's peak: an n×n @ n×n float32 matmul probe;
+- `single`: one model (the fold-stacked step with K = 1);
+- `folds_vmapped` (and `folds_map`, ...): K fold models in one jitted step, for each
+  `benchmark.fold_executions` entry (`train.fold_execution`: 'vmap' batches the folds,
+  'map' runs them one after another inside the step);
+- `folds_sequential`: K single-model steps one after another (K separate calls);
+- `input_pipeline`: batches from the configured tfds dataset through grain, without a model;
+- with --torch_python, `pytorch_reference`: the same network and step in PyTorch
+  (experiments/pytorch_reference.py) run in that interpreter, right after the JAX steps.
+
+Each step measurement: compile time, warm-up steps (excluded), `repeats` timed steps;
+examples/s as median, min and max over the repeats; process CPU seconds per example (a
+figure less sensitive than wall time to other processes on a shared machine); model FLOPs
+per example from XLA's cost analysis of the compiled step; achieved FLOP/s and its fraction
+of the measured matmul peak; memory from XLA's memory analysis and the process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from muscle_jax import folds as folds_lib
+from muscle_jax import train
+from muscle_jax.data import pipeline
+from muscle_jax.models import create_model
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "configs/benchmark.py", lock_config=True)
+_JSON = flags.DEFINE_string("json", "", "Also write the figures to this JSON file.")
+_TORCH_PYTHON = flags.DEFINE_string(
+    "torch_python", "", "A Python with torch==2.13.0 installed; runs experiments/pytorch_reference.py."
+)
+flags.mark_flags_as_required(["config"])
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, core count, jax version and devices: what the figures were measured on."""
+    model_name = platform.processor() or platform.machine()
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model_name = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        pass
+    return {
+        "cpu_model": model_name,
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": [d.device_kind for d in jax.devices()],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
+def timed_repeats(run_step: Callable[[], None], warmup_steps: int, repeats: int) -> tuple[list[float], list[float]]:
+    """Wall and process-CPU seconds of `repeats` calls of `run_step`, after `warmup_steps` untimed calls."""
+    for _ in range(warmup_steps):
+        run_step()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        wall_start, cpu_start = time.perf_counter(), time.process_time()
+        run_step()
+        wall.append(time.perf_counter() - wall_start)
+        cpu.append(time.process_time() - cpu_start)
+    return wall, cpu
+
+
+def throughput(wall_s: list[float], cpu_s: list[float], examples_per_call: int) -> dict[str, float]:
+    """examples/s (median, min, max over the repeats), median step time and CPU seconds per example."""
+    rates = [examples_per_call / s for s in wall_s]
+    median_rate = statistics.median(rates)
+    return {
+        "examples_per_s": median_rate,
+        "examples_per_s_min": min(rates),
+        "examples_per_s_max": max(rates),
+        "spread": (max(rates) - min(rates)) / median_rate,
+        "step_s": statistics.median(wall_s),
+        "cpu_s_per_example": statistics.median(cpu_s) / examples_per_call,
+        "repeats": len(wall_s),
+    }
+
+
+def matmul_peak(n: int, repeats: int) -> dict[str, float]:
+    """Best and median FLOP/s of a jitted float32 n×n @ n×n matmul: the machine's measured peak."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    matmul = jax.jit(jnp.matmul)
+    wall, _ = timed_repeats(lambda: matmul(a, b).block_until_ready(), 2, max(repeats, 5))
+    flops = 2.0 * n**3
+    return {"flops_per_s": flops / min(wall), "flops_per_s_median": flops / statistics.median(wall), "n": n}
+
+
+def memory_figures(compiled) -> dict[str, int]:
+    """XLA's static memory plan of a compiled step, and the process's peak RSS so far."""
+    figures: dict[str, int] = {"process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    analysis = compiled.memory_analysis()
+    if analysis is not None:
+        for name in ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes", "alias_size_in_bytes"):
+            figures[name] = int(getattr(analysis, name))
+        figures["xla_peak_bytes"] = (
+            figures["argument_size_in_bytes"] + figures["output_size_in_bytes"]
+            + figures["temp_size_in_bytes"] - figures["alias_size_in_bytes"]
+        )
+    return figures
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), else None."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def synthetic_batch(num_folds: int, batch_size: int, image_hw: tuple[int, int], num_targets: int, seed: int):
+    """uint8 images [K, B, H, W, 1] and float32 targets [K, B, T], as the pipeline yields them."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (num_folds, batch_size, *image_hw, 1), dtype=np.uint8)
+    targets = rng.standard_normal((num_folds, batch_size, num_targets)).astype(np.float32)
+    return jax.device_put(images), jax.device_put(targets)
+
+
+class StepBench:
+    """The real fold-stacked train step of a config, compiled for a given K and fold execution."""
+
+    def __init__(self, config, model, tx, num_folds: int, fold_execution: str):
+        bench = config.benchmark
+        self.examples_per_step = num_folds * config.train.batch_size
+        self.state = train.create_fold_state(model, tx, config.seed, num_folds, (*bench.image_hw, 1))
+        self.images, self.targets = synthetic_batch(
+            num_folds, config.train.batch_size, tuple(bench.image_hw), bench.num_targets, config.seed
+        )
+        step = train.make_fold_train_step(config.seed, fold_execution)
+        start = time.perf_counter()
+        self.compiled = step.lower(self.state, self.images, self.targets).compile()
+        self.compile_s = time.perf_counter() - start
+        self.flops_per_step = float(self.compiled.cost_analysis().get("flops", float("nan")))
+
+    def run(self) -> None:
+        """One step; the donated state is replaced by the new one."""
+        self.state, metrics = self.compiled(self.state, self.images, self.targets)
+        metrics["loss"].block_until_ready()
+
+
+def step_figures(wall_s, cpu_s, examples_per_call, compile_s, flops_per_example, peak_flops_per_s, compiled):
+    """Throughput, achieved FLOP/s (model FLOPs × examples/s), fraction of peak, memory."""
+    figures = throughput(wall_s, cpu_s, examples_per_call)
+    figures["compile_s"] = compile_s
+    figures["achieved_flops_per_s"] = flops_per_example * figures["examples_per_s"]
+    figures["fraction_of_peak"] = figures["achieved_flops_per_s"] / peak_flops_per_s
+    figures["memory"] = memory_figures(compiled)
+    return figures
+
+
+def input_pipeline_figures(config) -> dict[str, Any]:
+    """examples/s of the configured dataset's training batches through grain, with no model."""
+    start = time.perf_counter()
+    source, info = pipeline.load_source(config.dataset)
+    ready_s = time.perf_counter() - start
+    index = pipeline.read_index(source, tuple(config.dataset.targets))
+    folds = folds_lib.make_folds(
+        index.groups(config.folds.group_by), config.folds.group_by, config.folds.num_folds, config.folds.max_train_groups
+    )
+    stats = pipeline.label_stats(index.targets_NxT, folds.train_KxN)
+    warmup, steps = config.benchmark.warmup_steps + 1, config.benchmark.input_pipeline_steps
+    batches = pipeline.train_batches(
+        source, index, folds.train_KxN, stats, config.train.batch_size, config.seed, 0, warmup + steps,
+        config.train.input_threads,
+    )
+    for _ in range(warmup):
+        batch = next(batches)
+    wall, cpu = [], []
+    for _ in range(steps):
+        wall_start, cpu_start = time.perf_counter(), time.process_time()
+        batch = next(batches)
+        wall.append(time.perf_counter() - wall_start)
+        cpu.append(time.process_time() - cpu_start)
+    examples_per_batch = int(np.prod(batch["image"].shape[:2]))
+    # Batches are prefetched by grain's threads: the rate is total examples over total time.
+    figures = throughput(wall, cpu, examples_per_batch)
+    figures["examples_per_s"] = examples_per_batch * steps / sum(wall)
+    figures.update(
+        dataset=info.full_name, dataset_ready_s=ready_s, batch_shape=list(batch["image"].shape),
+        input_threads=config.train.input_threads,
+    )
+    return figures
+
+
+def pytorch_reference(config, torch_python: str) -> dict[str, Any]:
+    """experiments/pytorch_reference.py with the config's network and batch, in `torch_python`."""
+    bench = config.benchmark
+    if tuple(bench.image_hw)[0] != tuple(bench.image_hw)[1]:
+        raise ValueError(f"benchmark.image_hw must be square for the PyTorch reference, got {bench.image_hw}")
+    command = [
+        torch_python, str(_REPO / "experiments" / "pytorch_reference.py"),
+        "--channels", *map(str, config.model.channels), "--hidden", str(config.model.hidden),
+        "--dropout", str(config.model.dropout), "--num_targets", str(bench.num_targets),
+        "--image_size", str(bench.image_hw[0]), "--batch_size", str(config.train.batch_size),
+        "--warmup", str(bench.warmup_steps + 1), "--repeats", str(max(bench.repeats, 3)),
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stderr[-2000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
+    """All figures of the module docstring, as one JSON-able dict."""
+    bench = config.benchmark
+    num_folds, batch_size = bench.num_folds, config.train.batch_size
+    results: dict[str, Any] = {
+        "machine": machine_info(),
+        "load_average_start": os.getloadavg(),
+        "model": config.model.to_dict(),
+        "optimizer": config.train.optimizer,
+        "batch_size_per_fold": batch_size,
+        "num_folds": num_folds,
+        "image_hw": list(bench.image_hw),
+        "num_targets": bench.num_targets,
+    }
+    peak = matmul_peak(bench.peak_matmul_size, bench.repeats)
+    results["peak_flops_per_s"] = peak["flops_per_s"]
+    results["peak_probe"] = peak
+    logging.info("matmul peak %.1f GFLOP/s", peak["flops_per_s"] / 1e9)
+
+    model = create_model(config.model, bench.num_targets)
+    tx = train.make_optimizer(config.train)
+    single = StepBench(config, model, tx, 1, "vmap")
+    flops_per_example = single.flops_per_step / batch_size
+    results["model_flops_per_example"] = flops_per_example
+    wall, cpu = timed_repeats(single.run, bench.warmup_steps, bench.repeats)
+    results["single"] = step_figures(
+        wall, cpu, batch_size, single.compile_s, flops_per_example, peak["flops_per_s"], single.compiled
+    )
+    results["compile_s"] = {"single": single.compile_s}
+    logging.info("single: %.1f examples/s", results["single"]["examples_per_s"])
+
+    # The single model with other convolution formulations (the formulation lever, same run).
+    results["single_by_conv_impl"] = {config.model.conv_impl: results["single"]}
+    for conv_impl in bench.single_conv_impls:
+        if conv_impl == config.model.conv_impl:
+            continue
+        other_model_config = config.model.to_dict()
+        other_model_config["conv_impl"] = conv_impl
+        other_model = create_model(ml_collections.ConfigDict(other_model_config), bench.num_targets)
+        other = StepBench(config, other_model, tx, 1, "vmap")
+        wall, cpu = timed_repeats(other.run, bench.warmup_steps, bench.repeats)
+        results["single_by_conv_impl"][conv_impl] = step_figures(
+            wall, cpu, batch_size, other.compile_s, other.flops_per_step / batch_size, peak["flops_per_s"],
+            other.compiled,
+        )
+        logging.info("single, conv_impl=%s: %.1f examples/s", conv_impl, results["single_by_conv_impl"][conv_impl]["examples_per_s"])
+        del other
+
+    # K models one after another: K separate states, each stepped by the single-model program.
+    states = [single.state] + [
+        train.create_fold_state(model, tx, config.seed + k, 1, (*bench.image_hw, 1)) for k in range(1, num_folds)
+    ]
+
+    def sequential_round() -> None:
+        for k in range(num_folds):
+            single.state = states[k]
+            single.run()
+            states[k] = single.state
+
+    wall, cpu = timed_repeats(sequential_round, bench.warmup_steps, bench.repeats)
+    results["folds_sequential"] = step_figures(
+        wall, cpu, num_folds * batch_size, single.compile_s, flops_per_example, peak["flops_per_s"], single.compiled
+    )
+    logging.info("folds_sequential: %.1f examples/s", results["folds_sequential"]["examples_per_s"])
+    del states
+
+    for execution in bench.fold_executions:
+        key = f"folds_{'vmapped' if execution == 'vmap' else execution}"
+        stacked = StepBench(config, model, tx, num_folds, execution)
+        needed, available = memory_figures(stacked.compiled).get("xla_peak_bytes"), available_memory_bytes()
+        if jax.default_backend() == "cpu" and needed and available and needed > bench.max_memory_fraction * available:
+            # A shared host must not be pushed into swapping or the OOM killer: record why, run nothing.
+            results[key] = {
+                "examples_per_s": None, "fold_execution": execution, "compile_s": stacked.compile_s,
+                "skipped": f"needs {needed / 2**30:.1f} GiB, {available / 2**30:.1f} GiB available "
+                f"(limit benchmark.max_memory_fraction={bench.max_memory_fraction})",
+                "memory": memory_figures(stacked.compiled),
+            }
+            results["compile_s"][key] = stacked.compile_s
+            logging.info("%s skipped: %s", key, results[key]["skipped"])
+            del stacked
+            continue
+        wall, cpu = timed_repeats(stacked.run, bench.warmup_steps, bench.repeats)
+        results[key] = step_figures(
+            wall, cpu, num_folds * batch_size, stacked.compile_s, flops_per_example, peak["flops_per_s"],
+            stacked.compiled,
+        )
+        results[key]["fold_execution"] = execution
+        results[key]["xla_flops_per_example"] = stacked.flops_per_step / (num_folds * batch_size)
+        results["compile_s"][key] = stacked.compile_s
+        logging.info("%s: %.1f examples/s", key, results[key]["examples_per_s"])
+        del stacked
+
+    if torch_python:
+        results["pytorch_reference"] = pytorch_reference(config, torch_python)
+        results["pytorch_reference"]["jax_single_over_pytorch"] = (
+            results["single"]["examples_per_s"] / results["pytorch_reference"]["examples_per_s"]
+        )
+    results["input_pipeline"] = input_pipeline_figures(config)
+    results["load_average_end"] = os.getloadavg()
+    return results
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """A readable table of the headline figures."""
+    peak = results["peak_flops_per_s"]
+    lines = [
+        f"machine: {results['machine']['cpu_model']} ({results['machine']['cpu_count']} cores), "
+        f"jax {results['machine']['jax']} on {results['machine']['backend']}; "
+        f"load average {results['load_average_start'][0]:.1f} → {results['load_average_end'][0]:.1f}",
+        f"matmul peak {peak / 1e9:.1f} GFLOP/s; model {results['model_flops_per_example'] / 1e9:.3f} GFLOP per example "
+        f"(forward + backward + update)",
+        f"{'measurement':20s} {'examples/s':>10s} {'[min – max]':>16s} {'CPU ms/ex':>9s} {'GFLOP/s':>8s} "
+        f"{'of peak':>7s} {'compile s':>9s}",
+    ]
+    rows = dict(results)
+    rows.update({f"single[{impl}]": value for impl, value in results["single_by_conv_impl"].items()})
+    for key, value in rows.items():
+        if isinstance(value, dict) and "skipped" in value:
+            lines.append(f"{key:20s} skipped: {value['skipped']}")
+        if isinstance(value, dict) and "achieved_flops_per_s" in value:
+            lines.append(
+                f"{key:20s} {value['examples_per_s']:10.1f} "
+                f"{'[' + format(value['examples_per_s_min'], '.1f') + ' – ' + format(value['examples_per_s_max'], '.1f') + ']':>16s} "
+                f"{value['cpu_s_per_example'] * 1e3:9.1f} {value['achieved_flops_per_s'] / 1e9:8.1f} "
+                f"{value['fraction_of_peak']:7.1%} {value['compile_s']:9.1f}"
+            )
+    if "pytorch_reference" in results:
+        torch_ref = results["pytorch_reference"]
+        lines.append(
+            f"{'pytorch_reference':20s} {torch_ref['examples_per_s']:10.1f} "
+            f"{'[' + format(torch_ref['examples_per_s_min'], '.1f') + ' – ' + format(torch_ref['examples_per_s_max'], '.1f') + ']':>16s} "
+            f"{torch_ref['cpu_s_per_example'] * 1e3:9.1f}   ({torch_ref['framework']}; JAX single / PyTorch = "
+            f"{torch_ref['jax_single_over_pytorch']:.2f})"
+        )
+    pipe = results["input_pipeline"]
+    lines.append(
+        f"{'input_pipeline':20s} {pipe['examples_per_s']:10.1f}   ({pipe['dataset']}, batches {pipe['batch_shape']}, "
+        f"{pipe['input_threads']} threads)"
+    )
+    return lines
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.INFO)
+    results = run_benchmark(_CONFIG.value, _TORCH_PYTHON.value)
+    print("\n".join(summary_lines(results)))
+    if _JSON.value:
+        path = Path(_JSON.value)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2, default=str))
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(_REPO))  # `configs` is importable when run from anywhere
+    app.run(main)
