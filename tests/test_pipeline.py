@@ -24,6 +24,10 @@ def test_variants_get_their_own_builder_config_names(tmp_path):
     real.data_dir, real.builder_config, real.targets = str(tmp_path), "recordings", ("angle_deg", "torque_nm")
     real_config = pipeline.builder_from_config(real).builder_config
     assert real_config.name.startswith("recordings_") and real_config.targets == ("angle_deg", "torque_nm")
+    real.roi_hw, real.roi_source, real.skip_bad_frames = (32, 48), "segmentation", True
+    sized = pipeline.builder_from_config(real).builder_config
+    assert (sized.roi_hw, sized.roi_source, sized.skip_bad_frames) == ((32, 48), "segmentation", True)
+    assert sized.name != real_config.name
     real.phantom_overrides = {"num_participants": 4}
     with pytest.raises(ValueError, match="phantom_overrides"):
         pipeline.builder_from_config(real)

@@ -54,6 +54,11 @@ def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.
         roi_source = dataset_config.get("roi_source", "")
         if roi_source and roi_source != base.roi_source:
             variation["roi_source"] = roi_source
+        roi_hw = tuple(dataset_config.get("roi_hw", ()) or base.roi_hw)
+        if roi_hw != tuple(base.roi_hw):
+            variation["roi_hw"] = roi_hw
+        if dataset_config.get("skip_bad_frames", False):
+            variation["skip_bad_frames"] = True
     builder_config: Any = name
     if variation:
         digest = hashlib.sha1(json.dumps(variation, sort_keys=True).encode()).hexdigest()[:10]
@@ -62,10 +67,21 @@ def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.
     return ultrasound_states.UltrasoundStates(config=builder_config, data_dir=data_dir, file_format="array_record")
 
 
+def default_manual_dir(source: str) -> str | None:
+    """Where a real-recording layout's files are when the config names no manual dir."""
+    if source == "phantom":
+        return None
+    from muscle_jax.data import recordings
+
+    directory = recordings.DEFAULT_MANUAL_DIRS.get(source)
+    return str(directory) if directory else None
+
+
 def load_source(dataset_config: ml_collections.ConfigDict):
     """Builds the dataset on first use (idempotent) and returns its random-access `full` split."""
     builder = builder_from_config(dataset_config)
-    download_config = tfds.download.DownloadConfig(manual_dir=dataset_config.manual_dir or None)
+    manual_dir = dataset_config.manual_dir or default_manual_dir(builder.builder_config.source)
+    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
     builder.download_and_prepare(download_config=download_config)
     return builder.as_data_source(split=SPLIT), builder.info
 

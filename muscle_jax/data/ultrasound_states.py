@@ -27,8 +27,6 @@ import tensorflow_datasets as tfds
 
 STATE_TARGETS = ("angle_deg", "torque_nm", "emg_v")
 ARCHITECTURE_LABELS = ("fascicle_length_mm", "pennation_deg", "thickness_mm")
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_GASFASTRACK_DIR = _REPO_ROOT.parent / "shared" / "data" / "gasfastrack"
 # phantom_smoke: three participants, 4 s each, 32×32 ROIs — the whole job in seconds.
 SMOKE_PHANTOM_FIELDS: dict[str, Any] = {
     "num_participants": 3, "frame_hw": (64, 64), "roi_hw": (32, 32), "passive_duration_s": 1.0,
@@ -155,12 +153,8 @@ class UltrasoundStates(tfds.core.GeneratorBasedBuilder):
     def _recording_trials(self, dl_manager) -> Iterator[dict[str, Any]]:
         from muscle_jax.data import recordings
 
-        manual_dir = Path(dl_manager.manual_dir) if dl_manager.manual_dir else None
-        if manual_dir is None or not manual_dir.exists():
-            if self.builder_config.source != "gasfastrack":
-                raise FileNotFoundError(
-                    f"builder config 'recordings' needs a manual dir with the generic layout; got {manual_dir}")
-            manual_dir = DEFAULT_GASFASTRACK_DIR
+        # tfds raises, naming the folder and MANUAL_DOWNLOAD_INSTRUCTIONS, when it is missing.
+        manual_dir = Path(dl_manager.manual_dir)
         yield from recordings.iter_trials(
             layout=self.builder_config.source,
             manual_dir=manual_dir,
