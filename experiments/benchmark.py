@@ -149,16 +149,17 @@ def synthetic_batch(num_folds: int, batch_size: int, image_hw: tuple[int, int], 
 class StepBench:
     """The real fold-stacked train step of a config, compiled for a given K and fold execution."""
 
-    def __init__(self, config, model, tx, num_folds: int, fold_execution: str):
+    def __init__(self, config, model, tx, num_folds: int, fold_execution: str, step_fn=None, compiler_options=None):
+        """`step_fn` (default: `train.make_fold_train_step`) and XLA `compiler_options` are for experiments."""
         bench = config.benchmark
         self.examples_per_step = num_folds * config.train.batch_size
         self.state = train.create_fold_state(model, tx, config.seed, num_folds, (*bench.image_hw, 1))
         self.images, self.targets = synthetic_batch(
             num_folds, config.train.batch_size, tuple(bench.image_hw), bench.num_targets, config.seed
         )
-        step = train.make_fold_train_step(config.seed, fold_execution)
+        step = step_fn or train.make_fold_train_step(config.seed, fold_execution)
         start = time.perf_counter()
-        self.compiled = step.lower(self.state, self.images, self.targets).compile()
+        self.compiled = step.lower(self.state, self.images, self.targets).compile(compiler_options=compiler_options)
         self.compile_s = time.perf_counter() - start
         self.flops_per_step = float(self.compiled.cost_analysis().get("flops", float("nan")))
 
