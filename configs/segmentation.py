@@ -41,7 +41,7 @@ def get_config(mode: str = "") -> ml_collections.ConfigDict:
     config.model.norm_groups = 0  # GroupNorm groups; 0 = none (CPU-cheap, window-safe)
 
     config.augment = ml_collections.ConfigDict()
-    config.augment.crop_hw = (128, 128)  # training window; (0, 0) = the whole working frame
+    config.augment.crop_hw = (0, 0)  # training window; (0, 0) = the whole working frame (context: which band is which)
     config.augment.flip_probability = 0.5
     config.augment.scale_range = (0.8, 1.25)  # zoom; > 1 magnifies (crops)
     config.augment.aspect_jitter = 0.1  # log-scale jitter of height vs width
@@ -52,13 +52,14 @@ def get_config(mode: str = "") -> ml_collections.ConfigDict:
     config.augment.noise_sigma_max = 0.03  # additive noise, in [0, 1] intensity units
 
     config.train = ml_collections.ConfigDict()
-    config.train.batch_size = 16
-    config.train.num_steps = 1000
+    config.train.batch_size = 8
+    config.train.num_steps = 1200
     config.train.learning_rate = 2e-3
     config.train.warmup_steps = 50
     config.train.weight_decay = 1e-4
     config.train.dice_weight = 1.0  # loss = BCE + dice_weight · (1 − soft Dice)
     config.train.log_every = 50
+    config.train.init_checkpoint = ""  # start from these weights (the 'finetune' stage)
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 16
@@ -74,6 +75,10 @@ def get_config(mode: str = "") -> ml_collections.ConfigDict:
         config.train.num_steps = 4
         config.train.warmup_steps = 1
         config.train.log_every = 2
+    elif mode == "finetune":  # second stage: more steps from stage one's weights, fresh schedule
+        config.train.num_steps = 500
+        config.train.learning_rate = 1e-3
+        config.train.warmup_steps = 20
     elif mode:
-        raise ValueError(f"configs/segmentation.py knows mode 'smoke' only, got {mode!r}")
+        raise ValueError(f"configs/segmentation.py knows modes 'smoke' and 'finetune', got {mode!r}")
     return config

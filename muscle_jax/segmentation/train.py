@@ -28,7 +28,7 @@ from ml_collections import config_flags
 
 from muscle_jax.segmentation import dl_track, evaluate
 from muscle_jax.segmentation.augment import augment_batch
-from muscle_jax.segmentation.network import build_unet, save_checkpoint
+from muscle_jax.segmentation.network import build_unet, load_checkpoint, save_checkpoint
 
 
 def loss_and_metrics(logits_BxHxW: jax.Array, masks_BxHxW: jax.Array, dice_weight: float) -> tuple[jax.Array, dict]:
@@ -78,6 +78,12 @@ def train(
     key = jax.random.key(config.seed)
     key, init_key = jax.random.split(key)
     state = create_state(config, init_key)
+    if config.train.init_checkpoint:  # a second stage continues from the first stage's weights
+        _, params, input_hw, meta = load_checkpoint(config.train.init_checkpoint)
+        if tuple(input_hw) != tuple(config.input_hw) or meta["model"] != config.model.to_dict():
+            raise ValueError(f"{config.train.init_checkpoint}: model {meta['model']} at {input_hw} differs from "
+                             f"the config's {config.model.to_dict()} at {tuple(config.input_hw)}")
+        state = state.replace(params=jax.tree.map(jnp.asarray, params), opt_state=state.tx.init(params))
     step_fn = make_train_step(config)
     frames, masks = jnp.asarray(frames_NxHxW), jnp.asarray(masks_NxHxW)
     rng = np.random.default_rng(config.seed)
