@@ -3,23 +3,26 @@
 Three formulations of a 'same'-padded, stride-1 2-D convolution (NHWC input, HWIO kernel,
 bias O — the parameter layout of `flax.linen.Conv`, so all are interchangeable):
 
-- 'xla': `flax.linen.Conv`. XLA's CPU backend runs the forward and input-gradient
+- 'xla': one `lax.conv_general_dilated`, as `flax.linen.Conv` computes it. XLA's CPU backend runs the forward and input-gradient
   convolutions well, but the kernel gradient (a convolution whose "features" are the batch)
   several times slower per FLOP; and under `jax.vmap` over folds every convolution becomes a
-  grouped convolution, which is slower still.
+  grouped convolution, which is slower still (and inside `lax.map` slower again).
 - 'matmul': shifted views of the input concatenated on channels, then one matmul. Under vmap
   it stays a batched matmul, but it writes and reads the 9× larger patch tensor in the
   forward and backward passes.
 - 'xla_wgrad_matmul': the forward and input gradient as XLA convolutions, the kernel
-  gradient as one matmul of the patches with the output gradient (`custom_vjp`). This keeps
-  the fast parts of both. The default.
+  gradient as one matmul of the patches with the output gradient (`custom_vjp`). XLA's
+  kernel-gradient convolutions are its slowest per FLOP, but on the 2-core CPU measured the
+  patches cost more than they save (about 1.25× the CPU time of 'xla' per example).
 
-`experiments/conv_formulations.py` measures them side by side; `docs/performance.md` has the
-figures.
+Measured on that CPU: 'xla' is cheapest for one model and for folds written one after
+another in one program; 'matmul' is the one whose cost per example barely changes under
+`vmap` or `lax.map` over folds. `experiments/conv_formulations.py` measures them side by
+side; `docs/performance.md` has the figures.
 
 `max_pool_2x2` is a 2×2/stride-2 max pool written as a reshape and a max. Its gradient is
 elementwise and fuses; `flax.linen.max_pool`'s gradient (select-and-scatter) does not, and
-took about 40% of the convnet's CPU step time.
+took about 40% of the op time in a profile of the convnet's CPU step.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-CONV_IMPLS = ("xla_wgrad_matmul", "matmul", "xla")
-DEFAULT_CONV_IMPL = "xla_wgrad_matmul"
+CONV_IMPLS = ("xla", "matmul", "xla_wgrad_matmul")
+DEFAULT_CONV_IMPL = "xla"
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
@@ -89,9 +92,9 @@ def _wgrad_matmul_bwd(residuals, grad_BxHxWxO):
 conv_same_xla_wgrad_matmul.defvjp(_wgrad_matmul_fwd, _wgrad_matmul_bwd)
 
 _CONV_FUNCTIONS = {
-    "xla_wgrad_matmul": conv_same_xla_wgrad_matmul,
-    "matmul": conv_same_matmul,
     "xla": conv_same_xla,
+    "matmul": conv_same_matmul,
+    "xla_wgrad_matmul": conv_same_xla_wgrad_matmul,
 }
 
 
