@@ -43,6 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.dropout = 0.1
     config.model.norm = "none"
     config.model.conv_impl = "matmul"
+    config.model.input_norm = "none"  # "none" | "per_image"
     config.model.dtype = "float32"
 
     config.train = ml_collections.ConfigDict()

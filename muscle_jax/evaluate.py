@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from muscle_jax.folds import Folds
+from muscle_jax.folds import Folds, over_folds
 
 SUM_NAMES = ("sse", "count", "sum_y", "sum_y2", "sum_p", "sum_p2", "sum_yp")
 
@@ -74,8 +74,8 @@ def test_chunks(folds: Folds, chunk_size: int) -> Iterator[tuple[np.ndarray, np.
         yield indices_KxE, valid_KxE
 
 
-def make_eval_step(apply_fn: Callable) -> Callable:
-    """Jitted, vmapped over folds: (params_K, images [K,E,H,W,1] uint8, targets [K,E,T] physical,
+def make_eval_step(apply_fn: Callable, execution: str = "vmap") -> Callable:
+    """Jitted, mapped over folds as `execution` says ('vmap' or 'map', see folds.over_folds): (params_K, images [K,E,H,W,1] uint8, targets [K,E,T] physical,
     valid [K,E], mean_KxT, std_KxT) → (predictions in physical units [K,E,T], metric sums [K,T])."""
 
     def per_fold(params, images_ExHxWx1, targets_ExT, valid_E, mean_T, std_T):
@@ -83,7 +83,7 @@ def make_eval_step(apply_fn: Callable) -> Callable:
         predictions_ExT = standardised * std_T[None, :] + mean_T[None, :]
         return predictions_ExT, metric_sums(predictions_ExT, targets_ExT, valid_E)
 
-    return jax.jit(jax.vmap(per_fold))
+    return jax.jit(over_folds(per_fold, execution))
 
 
 def collect_predictions(chunks: Iterator, num_records: int, num_targets: int) -> np.ndarray:

@@ -11,6 +11,7 @@ import dataclasses
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -77,10 +78,19 @@ def over_folds(per_fold_fn: Callable, execution: str) -> Callable:
 
     'vmap' batches the folds into one computation (best on accelerators and with the
     matmul convolution); 'map' runs them one after another inside the same jitted program
-    (`lax.map`), which costs exactly K single-model steps.
+    (`lax.map`, a loop: compiled once, whatever K); 'unroll' writes the K per-fold programs
+    side by side in one jitted program (compile time grows with K, but XLA's CPU convolutions
+    keep their single-model speed, which they lose inside a loop).
     """
     if execution == "vmap":
         return jax.vmap(per_fold_fn)
     if execution == "map":
         return lambda *args: jax.lax.map(lambda fold_args: per_fold_fn(*fold_args), args)
-    raise ValueError(f"train.fold_execution must be 'vmap' or 'map', got {execution!r}")
+    if execution == "unroll":
+        def unrolled(*args):
+            num_folds = jax.tree.leaves(args)[0].shape[0]
+            outputs = [per_fold_fn(*jax.tree.map(lambda a: a[k], args)) for k in range(num_folds)]
+            return jax.tree.map(lambda *per_fold: jnp.stack(per_fold), *outputs)
+
+        return unrolled
+    raise ValueError(f"train.fold_execution must be 'vmap', 'map' or 'unroll', got {execution!r}")

@@ -82,6 +82,13 @@ def make_fold_train_step(seed: int, fold_execution: str) -> Callable:
     return jax.jit(fold_step, donate_argnums=0)
 
 
+def fold_placement(config: ml_collections.ConfigDict, num_folds: int):
+    """The device mesh of the fold-stacked state and how the fold axis is executed on it."""
+    mesh = sharding.make_mesh(num_folds)
+    execution = folds_lib.resolve_execution(config.train.fold_execution, jax.default_backend(), mesh.shape[sharding.FOLD_AXIS])
+    return mesh, execution
+
+
 def _check_finite(losses_K: np.ndarray, step: int) -> None:
     bad = np.flatnonzero(~np.isfinite(losses_K))
     if bad.size:
@@ -103,7 +110,7 @@ def train_folds(
     image_shape = tuple(source[0]["image"].shape)
     model = create_model(config.model, len(index.target_names))
     tx = make_optimizer(config.train)
-    mesh = sharding.make_mesh(folds.num_folds)
+    mesh, execution = fold_placement(config, folds.num_folds)
     state = sharding.shard_fold_state(create_fold_state(model, tx, config.seed, folds.num_folds, image_shape), mesh)
     checkpoints = checkpoint.manager(workdir, config.train.max_checkpoints)
     restored = checkpoint.restore_latest(checkpoints, state)
@@ -116,7 +123,6 @@ def train_folds(
         source, index, folds.train_KxN, stats, config.train.batch_size, config.seed,
         start_step, num_steps, config.train.input_threads,
     )
-    execution = folds_lib.resolve_execution(config.train.fold_execution, jax.default_backend(), mesh.shape[sharding.FOLD_AXIS])
     logging.info("%d folds on a %s device mesh %s, fold axis executed by %s",
                  folds.num_folds, jax.default_backend(), dict(mesh.shape), execution)
     step_fn = make_fold_train_step(config.seed, execution)
@@ -163,7 +169,8 @@ def evaluate_folds(
     stats: pipeline.LabelStats,
 ) -> dict[str, Any]:
     """Each fold's model on its held-out records (vmapped over folds), and the baselines."""
-    eval_step = evaluate.make_eval_step(state.apply_fn)
+    _, execution = fold_placement(config, folds.num_folds)
+    eval_step = evaluate.make_eval_step(state.apply_fn, execution)
     mean_KxT, std_KxT = jnp.asarray(stats.mean_KxT), jnp.asarray(stats.std_KxT)
     sums, chunks = None, []
     for indices_KxE, valid_KxE in evaluate.test_chunks(folds, config.eval.batch_size):

@@ -45,14 +45,17 @@ def test_bad_fold_requests_are_refused(kwargs, message):
         folds.make_folds(group_by="participant", **kwargs)
 
 
-def test_map_and_vmap_fold_execution_agree():
+def test_vmap_map_and_unroll_fold_execution_agree():
     def per_fold(weights_D, inputs_D):
-        return jnp.tanh(weights_D * inputs_D).sum()
+        return {"sum": jnp.tanh(weights_D * inputs_D).sum(), "scaled": weights_D * 2}
 
     weights = jnp.arange(12.0).reshape(3, 4) / 10
     inputs = jnp.ones((3, 4))
-    np.testing.assert_allclose(folds.over_folds(per_fold, "vmap")(weights, inputs),
-                               folds.over_folds(per_fold, "map")(weights, inputs), rtol=1e-6)
+    reference = folds.over_folds(per_fold, "vmap")(weights, inputs)
+    for execution in ("map", "unroll"):
+        got = jax.jit(folds.over_folds(per_fold, execution))(weights, inputs)
+        for name in reference:
+            np.testing.assert_allclose(got[name], reference[name], rtol=1e-6)
     with pytest.raises(ValueError, match="fold_execution"):
         folds.over_folds(per_fold, "pmap")
 

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 
 from muscle_jax.models import layers
-from muscle_jax.models.normalization import make_norm
+from muscle_jax.models.normalization import make_norm, normalize_input
 
 
 class ConvNet(nn.Module):
@@ -24,12 +24,13 @@ class ConvNet(nn.Module):
     dropout: float = 0.0
     norm: str = "none"
     conv_impl: str = "matmul"
+    input_norm: str = "none"
     dtype: Any = None
 
     @nn.compact
     def __call__(self, images_BxHxWxC: jax.Array, *, train: bool) -> jax.Array:
         layers.check_poolable(images_BxHxWxC.shape[1:3], len(self.channels), "convnet")
-        x = images_BxHxWxC
+        x = normalize_input(images_BxHxWxC, self.input_norm)
         for stage, features in enumerate(self.channels):
             for i in range(2):
                 x = layers.make_conv(self.conv_impl, features, 3, self.dtype, name=f"conv{stage}_{i}")(x)

@@ -19,3 +19,18 @@ def make_norm(name: str, features: int):
     if name == "layer":
         return nn.LayerNorm()
     raise ValueError(f"model.norm must be 'none', 'group' or 'layer', got {name!r}")
+
+
+def normalize_input(images_BxHxWxC, mode: str):
+    """'none' → as given; 'per_image' → each image shifted and scaled to zero mean, unit sd.
+
+    Per-image standardisation removes differences of overall gain and contrast between
+    scanners and participants, which a held-out participant would otherwise bring unseen.
+    """
+    if mode == "none":
+        return images_BxHxWxC
+    if mode == "per_image":
+        mean = images_BxHxWxC.mean(axis=(1, 2, 3), keepdims=True)
+        std = images_BxHxWxC.std(axis=(1, 2, 3), keepdims=True)
+        return (images_BxHxWxC - mean) / (std + 1e-6)
+    raise ValueError(f"model.input_norm must be 'none' or 'per_image', got {mode!r}")

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 
 from muscle_jax.models import layers
-from muscle_jax.models.normalization import make_norm
+from muscle_jax.models.normalization import make_norm, normalize_input
 
 
 class PreActBlock(nn.Module):
@@ -41,6 +41,7 @@ class ResNet(nn.Module):
     dropout: float = 0.0
     norm: str = "group"
     conv_impl: str = "matmul"
+    input_norm: str = "none"
     dtype: Any = None
 
     @nn.compact
@@ -51,7 +52,9 @@ class ResNet(nn.Module):
                 f"{tuple(self.channels)} must have the same length"
             )
         layers.check_poolable(images_BxHxWxC.shape[1:3], len(self.channels) - 1, "resnet")
-        x = layers.make_conv(self.conv_impl, self.channels[0], 3, self.dtype, name="stem")(images_BxHxWxC)
+        x = layers.make_conv(self.conv_impl, self.channels[0], 3, self.dtype, name="stem")(
+            normalize_input(images_BxHxWxC, self.input_norm)
+        )
         for stage, (features, blocks) in enumerate(zip(self.channels, self.blocks_per_stage)):
             if stage > 0:
                 x = layers.max_pool_2x2(x)
