@@ -36,8 +36,8 @@ class PhantomConfig:
     passive_duration_s: float = 6.0
     isometric_angles_deg: tuple[float, ...] = (-10.0, 10.0)
     isometric_duration_s: float = 6.0
-    num_combined_trials: int = 2
-    combined_duration_s: float = 6.0
+    num_combined_trials: int = 3
+    combined_duration_s: float = 4.0
     seed: int = 0
     workers: int = 2
 

@@ -124,7 +124,7 @@ def build_canvas(participant: Participant, config: PhantomConfig, rng: np.random
     min_pennation = np.deg2rad(8.0)
     reach_mm = (p.thickness_mm * 1.1 + p.superficial_aponeurosis_mm) / np.tan(min_pennation)
     b_rows = axis(-p.superficial_aponeurosis_mm - MARGIN_MM, p.thickness_mm + p.deep_aponeurosis_mm + MARGIN_MM)
-    b_cols = axis(-half_w - 40.0, half_w + reach_mm + 40.0)
+    b_cols = axis(-half_w - 50.0, half_w + reach_mm + 50.0)
     rest_pennation = np.deg2rad(p.rest_pennation_deg)
     # Striation spacing is set across fascicles; along the insertion axis it is larger by 1/sin(a).
     fascicle_lines = _line_pattern(
@@ -136,7 +136,7 @@ def build_canvas(participant: Participant, config: PhantomConfig, rng: np.random
 
     # Region C: soleus below the deep aponeurosis, coordinates (depth below it, along its fascicles).
     c_rows = axis(-MARGIN_MM, height_mm + MARGIN_MM)
-    c_cols = axis(-half_w - height_mm / np.tan(np.deg2rad(p.soleus_pennation_deg)) - 40.0, half_w + 40.0)
+    c_cols = axis(-half_w - height_mm / np.tan(np.deg2rad(p.soleus_pennation_deg)) - 50.0, half_w + 50.0)
     # Soleus appears blotchy rather than striated: short, sparse segments on a brighter background.
     soleus_lines = _line_pattern(rng, c_cols, 0.3, 0.6)
     soleus_segments = np.clip(_smooth_noise(rng, (c_rows.size, c_cols.size), (1.5 / s, 1.5 / s)) - 1.0, 0.0, None)

@@ -24,8 +24,8 @@ class Range:
 PARAMETER_RANGES: dict[str, Range] = {
     # Architecture of the medial gastrocnemius at rest, ankle neutral, knee extended.
     # Thickness follows from these two through the constant-thickness model: h = L sin(a).
-    "rest_fascicle_length_mm": Range(45.0, 55.0, "mm", "Narici et al. 1996; Kawakami et al. 1998"),
-    "rest_pennation_deg": Range(19.0, 23.0, "deg", "Narici et al. 1996; Kawakami et al. 1998"),
+    "rest_fascicle_length_mm": Range(47.0, 53.0, "mm", "Narici et al. 1996; Kawakami et al. 1998"),
+    "rest_pennation_deg": Range(20.0, 22.0, "deg", "Narici et al. 1996; Kawakami et al. 1998"),
     "fat_mm": Range(3.0, 10.0, "mm", "Störchle et al. 2018 (calf subcutaneous adipose tissue, ultrasound)"),
     "skin_mm": Range(1.2, 2.2, "mm", "Störchle et al. 2018"),
     "superficial_aponeurosis_mm": Range(0.8, 1.6, "mm", "Bénard et al. 2009; Cronin et al. 2020 (DL_Track masks)"),
@@ -33,11 +33,11 @@ PARAMETER_RANGES: dict[str, Range] = {
     # Fascicles operate below optimum length at neutral (ascending limb).
     "rest_length_over_optimum": Range(0.85, 0.95, "1", "Maganaris 2003 (MG operating range)"),
     # Share of muscle-tendon excursion taken up by the muscle belly at rest.
-    "passive_belly_share": Range(0.6, 0.72, "1", "Herbert et al. 2002; Narici et al. 1996 (fascicle vs MTU excursion)"),
-    "tendon_stiffness_n_per_mm": Range(100.0, 145.0, "N/mm", "calibrated: ~30% fascicle shortening at MVC (Narici et al. 1996)"),
-    "max_torque_nm": Range(120.0, 160.0, "N·m", "Cunningham et al. 2017/2019 (0–150 N·m); Maganaris 2003"),
+    "passive_belly_share": Range(0.62, 0.70, "1", "Herbert et al. 2002; Narici et al. 1996 (fascicle vs MTU excursion)"),
+    "tendon_stiffness_n_per_mm": Range(110.0, 135.0, "N/mm", "calibrated: ~30% fascicle shortening at MVC (Narici et al. 1996)"),
+    "max_torque_nm": Range(130.0, 150.0, "N·m", "Cunningham et al. 2017/2019 (0–150 N·m); Maganaris 2003"),
     "moment_arm_mm": Range(40.0, 55.0, "mm", "Maganaris et al. 1998; Rugg et al. 1990"),
-    "emg_max_v": Range(0.6e-3, 1.1e-3, "V", "Cunningham et al. 2017 (EMG envelope up to ~1 mV); De Luca 1997"),
+    "emg_max_v": Range(0.7e-3, 1.0e-3, "V", "Cunningham et al. 2017 (EMG envelope up to ~1 mV); De Luca 1997"),
     "electromechanical_delay_s": Range(0.03, 0.07, "s", "Cavanagh & Komi 1979; Nordez et al. 2009"),
     "activation_bulge": Range(0.0, 0.04, "1", "Narici et al. 1996 (thickness nearly constant with contraction)"),
     # Passive fascicles shorter than their slack length are crimped (wavy) until stretched or activated.

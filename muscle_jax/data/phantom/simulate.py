@@ -20,8 +20,8 @@ from muscle_jax.data.roi import resample_between_curves
 STREAMS = ("physiology", "protocol", "tissue", "trials")
 TRIAL_STREAMS = ("signals", "imaging", "placement")
 # Between trials the probe is taken off and put back: a new patch of muscle under it.
-REPLACEMENT_OFFSET_MM = 8.0
-REPLACEMENT_TILT_DEG = 1.0
+REPLACEMENT_OFFSET_MM = 20.0
+REPLACEMENT_TILT_DEG = 2.0
 
 
 def participant_streams(config: PhantomConfig, index: int) -> dict:
