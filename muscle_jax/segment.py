@@ -26,14 +26,6 @@ from tqdm import tqdm
 from muscle_jax.segmentation import frames_io
 from muscle_jax.segmentation.inference import SegmentationResult, segment_frames
 
-_INPUT = flags.DEFINE_string("input", None, "an image file, a folder of images, or a video", required=True)
-_OUTPUT = flags.DEFINE_string("output", None, "folder for masks, ROI crops and segmentation.csv", required=True)
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "segmentation checkpoint; default: the shipped model")
-_ROI_HEIGHT = flags.DEFINE_integer("roi_height", 128, "ROI height in pixels")
-_ROI_WIDTH = flags.DEFINE_integer("roi_width", 128, "ROI width in pixels")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "frames per network call")
-
-
 def named_frames(input_path: Path) -> tuple[Iterator[tuple[str, np.ndarray]], int | None]:
     """(name, uint8 H×W frame) for every input frame, and how many there are when known."""
     kind, files = frames_io.list_inputs(input_path)
@@ -101,18 +93,30 @@ def segment_input(
     return count
 
 
+def define_flags() -> None:
+    """The CLI's flags; defined only when run as a program, so importing this module (tests,
+    other tools) never collides with another module's absl flags of the same name."""
+    flags.DEFINE_string("input", None, "an image file, a folder of images, or a video", required=True)
+    flags.DEFINE_string("output", None, "folder for masks, ROI crops and segmentation.csv", required=True)
+    flags.DEFINE_string("checkpoint", None, "segmentation checkpoint; default: the shipped model")
+    flags.DEFINE_integer("roi_height", 128, "ROI height in pixels")
+    flags.DEFINE_integer("roi_width", 128, "ROI width in pixels")
+    flags.DEFINE_integer("batch_size", 16, "frames per network call")
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    args = flags.FLAGS
     try:
         count = segment_input(
-            Path(_INPUT.value), Path(_OUTPUT.value), _CHECKPOINT.value, (_ROI_HEIGHT.value, _ROI_WIDTH.value),
-            _BATCH_SIZE.value,
+            Path(args.input), Path(args.output), args.checkpoint, (args.roi_height, args.roi_width), args.batch_size
         )
     except ValueError as error:
         sys.exit(f"error: {error}")
-    print(f"segmented {count} frame(s) into {_OUTPUT.value}")
+    print(f"segmented {count} frame(s) into {args.output}")
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

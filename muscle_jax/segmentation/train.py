@@ -135,17 +135,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, output: str | Path) ->
     return metrics
 
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "configs/segmentation.py[:smoke]", lock_config=True)
-_OUTPUT = flags.DEFINE_string("output", None, "where to write the checkpoint (.msgpack)", required=True)
+def define_flags() -> None:
+    """Flags defined only when run as a program, so importing this module never collides with
+    another module's absl flags of the same name."""
+    config_flags.DEFINE_config_file("config", None, "configs/segmentation.py[:smoke|:finetune]", lock_config=True)
+    flags.DEFINE_string("output", None, "where to write the checkpoint (.msgpack)", required=True)
+    flags.mark_flag_as_required("config")
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    metrics = train_and_evaluate(_CONFIG.value, _OUTPUT.value)
+    metrics = train_and_evaluate(flags.FLAGS.config, flags.FLAGS.output)
     print(json.dumps({k: metrics[k] for k in ("validation", "train_seconds", "num_train_images")}, indent=1))
 
 
 if __name__ == "__main__":
-    flags.mark_flag_as_required("config")
+    define_flags()
     app.run(main)
