@@ -34,7 +34,6 @@ import jax
 import jax.numpy as jnp
 
 CONV_IMPLS = ("xla", "matmul", "xla_wgrad_matmul")
-DEFAULT_CONV_IMPL = "xla"
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
@@ -107,7 +106,7 @@ class Conv(nn.Module):
 
     features: int
     kernel_size: int = 3
-    impl: str = DEFAULT_CONV_IMPL
+    impl: str = "matmul"  # what `Conv` computed before `impl` existed; direct users (unet) rely on it
     use_bias: bool = True
     dtype: Any = None
     kernel_init: Any = nn.initializers.lecun_normal()
