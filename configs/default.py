@@ -42,24 +42,33 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.hidden = 256
     config.model.dropout = 0.1
     config.model.norm = "none"
-    config.model.conv_impl = "matmul"
-    config.model.input_norm = "none"  # "none" | "per_image"
+    config.model.conv_impl = "xla"  # with the 'auto' fold execution; see folds.resolve_execution
+    config.model.input_norm = "per_image"  # "none" | "per_image"
     config.model.dtype = "float32"
 
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 32  # per fold
-    config.train.num_steps = 300
+    config.train.num_steps = 200
     config.train.optimizer = "adamw"
     config.train.learning_rate = 2e-3
     config.train.weight_decay = 1e-4
     config.train.warmup_steps = 30
     config.train.grad_clip_norm = 1.0
-    # "auto" | "vmap" | "map" (folds one after another inside one jit); auto: map on one CPU device.
+    # "auto" | "vmap" | "map" (lax.map loop) | "unroll" (K programs side by side in one jit);
+    # auto: unroll on one CPU device, vmap otherwise.
     config.train.fold_execution = "auto"
     config.train.log_every = 25
     config.train.checkpoint_every = 100
     config.train.max_checkpoints = 2
     config.train.input_threads = 2
+
+    # Training-time augmentation (muscle_jax/augment.py): what a new participant changes.
+    config.augment = ml_collections.ConfigDict()
+    config.augment.enabled = True
+    config.augment.max_shift_px = 12
+    config.augment.gamma = (0.8, 1.25)
+    config.augment.gain = (0.7, 1.3)
+    config.augment.offset = 0.08
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 256  # per fold

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from muscle_jax import checkpoint, evaluate, folds as folds_lib, report, sharding
+from muscle_jax import augment, checkpoint, evaluate, folds as folds_lib, report, sharding
 from muscle_jax.data import pipeline
 from muscle_jax.models import create_model
 
@@ -58,10 +58,16 @@ def create_fold_state(model, tx, seed: int, num_folds: int, image_shape_HxWx1: t
     return jax.jit(jax.vmap(init_one))(jnp.arange(num_folds))
 
 
-def train_step(state: TrainState, images_BxHxWx1, targets_BxT, fold_index, seed: int):
-    """One optimiser step of one fold's model on its own batch (MSE on standardised targets)."""
-    dropout_key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed + 1), fold_index), state.step)
+def train_step(state: TrainState, images_BxHxWx1, targets_BxT, fold_index, seed: int, augment_config=None):
+    """One optimiser step of one fold's model on its own batch (MSE on standardised targets).
+
+    Random draws (dropout, augmentation) depend only on (seed, fold, step).
+    """
+    step_key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed + 1), fold_index), state.step)
+    dropout_key, augment_key = jax.random.split(step_key)
     inputs = images_BxHxWx1.astype(jnp.float32) / 255.0
+    if augment_config is not None and augment_config.enabled:
+        inputs = augment.augment_images(augment_key, inputs, augment_config)
 
     def loss_fn(params):
         predictions_BxT = state.apply_fn({"params": params}, inputs, train=True, rngs={"dropout": dropout_key})
@@ -71,11 +77,11 @@ def train_step(state: TrainState, images_BxHxWx1, targets_BxT, fold_index, seed:
     return state.apply_gradients(grads=grads), {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
 
-def make_fold_train_step(seed: int, fold_execution: str) -> Callable:
+def make_fold_train_step(seed: int, fold_execution: str, augment_config=None) -> Callable:
     """(state_K, batch with [K, B, ...] arrays) → (state_K, metrics_K), jitted, the state donated."""
 
     def fold_step(state, images_KxBxHxWx1, targets_KxBxT):
-        per_fold = lambda s, x, y, k: train_step(s, x, y, k, seed)  # noqa: E731
+        per_fold = lambda s, x, y, k: train_step(s, x, y, k, seed, augment_config)  # noqa: E731
         fold_indices = jnp.arange(images_KxBxHxWx1.shape[0])
         return folds_lib.over_folds(per_fold, fold_execution)(state, images_KxBxHxWx1, targets_KxBxT, fold_indices)
 
@@ -125,7 +131,7 @@ def train_folds(
     )
     logging.info("%d folds on a %s device mesh %s, fold axis executed by %s",
                  folds.num_folds, jax.default_backend(), dict(mesh.shape), execution)
-    step_fn = make_fold_train_step(config.seed, execution)
+    step_fn = make_fold_train_step(config.seed, execution, config.augment)
     examples_per_step = folds.num_folds * config.train.batch_size
     timings = {"compile_s": 0.0, "train_s": 0.0}
     window_start, window_steps, metrics = time.perf_counter(), 0, None

@@ -60,8 +60,8 @@ def test_vmap_map_and_unroll_fold_execution_agree():
         folds.over_folds(per_fold, "pmap")
 
 
-def test_auto_execution_maps_on_one_cpu_device_and_vmaps_elsewhere():
-    assert folds.resolve_execution("auto", "cpu", 1) == "map"
+def test_auto_execution_unrolls_on_one_cpu_device_and_vmaps_elsewhere():
+    assert folds.resolve_execution("auto", "cpu", 1) == "unroll"
     assert folds.resolve_execution("auto", "cpu", 4) == "vmap"
     assert folds.resolve_execution("auto", "gpu", 1) == "vmap"
     assert folds.resolve_execution("vmap", "cpu", 1) == "vmap"
