@@ -48,7 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 32  # per fold
-    config.train.num_steps = 200
+    config.train.num_steps = 350
     config.train.optimizer = "adamw"
     config.train.learning_rate = 2e-3
     config.train.weight_decay = 1e-4

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 
 from muscle_jax.models import layers
-from muscle_jax.models.normalization import make_norm, normalize_input
+from muscle_jax.models.normalization import RELU_INIT, make_norm, normalize_input
 
 
 class ConvNet(nn.Module):
@@ -33,11 +33,11 @@ class ConvNet(nn.Module):
         x = normalize_input(images_BxHxWxC, self.input_norm)
         for stage, features in enumerate(self.channels):
             for i in range(2):
-                x = layers.make_conv(self.conv_impl, features, 3, self.dtype, name=f"conv{stage}_{i}")(x)
+                x = layers.make_conv(self.conv_impl, features, 3, self.dtype, f"conv{stage}_{i}", RELU_INIT)(x)
                 x = make_norm(self.norm, features)(x)
                 x = nn.relu(x)
             x = layers.max_pool_2x2(x)
         x_BxC = x.mean(axis=(1, 2))
-        x_BxC = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name="hidden")(x_BxC))
+        x_BxC = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, kernel_init=RELU_INIT, name="hidden")(x_BxC))
         x_BxC = nn.Dropout(self.dropout, deterministic=not train)(x_BxC)
         return nn.Dense(self.num_targets, dtype=self.dtype, name="head")(x_BxC).astype("float32")

@@ -127,11 +127,18 @@ class Conv(nn.Module):
         return y
 
 
-def make_conv(impl: str, features: int, kernel_size: int = 3, dtype: Any = None, name: str | None = None) -> nn.Module:
+def make_conv(
+    impl: str,
+    features: int,
+    kernel_size: int = 3,
+    dtype: Any = None,
+    name: str | None = None,
+    kernel_init: Any = nn.initializers.lecun_normal(),
+) -> nn.Module:
     """The convolution named by a config's `conv_impl` (one of `CONV_IMPLS`); all share nn.Conv's parameters."""
     if impl not in CONV_IMPLS:
         raise ValueError(f"model.conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
-    return Conv(features, kernel_size, impl=impl, dtype=dtype, name=name)
+    return Conv(features, kernel_size, impl=impl, dtype=dtype, name=name, kernel_init=kernel_init)
 
 
 def max_pool_2x2(x_BxHxWxC: jax.Array) -> jax.Array:

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 
 from muscle_jax.models import layers
-from muscle_jax.models.normalization import make_norm, normalize_input
+from muscle_jax.models.normalization import RELU_INIT, make_norm, normalize_input
 
 
 class PreActBlock(nn.Module):
@@ -25,9 +25,9 @@ class PreActBlock(nn.Module):
         shortcut = x_BxHxWxC
         if x_BxHxWxC.shape[-1] != self.features:
             shortcut = nn.Dense(self.features, use_bias=False, dtype=self.dtype, name="project")(y)
-        y = layers.make_conv(self.conv_impl, self.features, 3, self.dtype, name="conv0")(y)
+        y = layers.make_conv(self.conv_impl, self.features, 3, self.dtype, "conv0", RELU_INIT)(y)
         y = nn.relu(make_norm(self.norm, self.features)(y))
-        y = layers.make_conv(self.conv_impl, self.features, 3, self.dtype, name="conv1")(y)
+        y = layers.make_conv(self.conv_impl, self.features, 3, self.dtype, "conv1", RELU_INIT)(y)
         return shortcut + y
 
 
@@ -52,7 +52,7 @@ class ResNet(nn.Module):
                 f"{tuple(self.channels)} must have the same length"
             )
         layers.check_poolable(images_BxHxWxC.shape[1:3], len(self.channels) - 1, "resnet")
-        x = layers.make_conv(self.conv_impl, self.channels[0], 3, self.dtype, name="stem")(
+        x = layers.make_conv(self.conv_impl, self.channels[0], 3, self.dtype, "stem", RELU_INIT)(
             normalize_input(images_BxHxWxC, self.input_norm)
         )
         for stage, (features, blocks) in enumerate(zip(self.channels, self.blocks_per_stage)):
