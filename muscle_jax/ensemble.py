@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from muscle_jax import checkpoint
+from muscle_jax import checkpoint, folds
 from muscle_jax.data.pipeline import LabelStats
 from muscle_jax.models import create_model
 
@@ -75,7 +75,15 @@ def load(workdir: str | Path) -> Ensemble:
     targets = tuple(run["targets"])
     image_shape = tuple(run["image_shape"])
     stats = LabelStats.from_json(run["label_stats"])
-    model = create_model(config.model, len(targets))
+    on_cpu = jax.default_backend() == "cpu"
+    model_config = config.model.copy_and_resolve_references()
+    if on_cpu and "conv_impl" in model_config:
+        # Every formulation has the same parameters. For inference on a CPU, XLA's convolution
+        # with the folds one after another (lax.map) ran 4.9× faster than the vmapped matmul
+        # form (59.9 vs 12.3 frames/s, 6 folds, batch 128, side by side in one process).
+        with model_config.unlocked():
+            model_config.conv_impl = "xla"
+    model = create_model(model_config, len(targets))
     like_state = train.create_fold_state(model, train.make_optimizer(config.train), config.seed, run["num_folds"], image_shape)
     checkpoints = checkpoint.manager(workdir, read_only=True)
     restored = checkpoint.restore_latest(checkpoints, like_state)
@@ -89,8 +97,11 @@ def load(workdir: str | Path) -> Ensemble:
         standardised = model.apply({"params": params}, images_BxHxWx1.astype(jnp.float32) / 255.0, train=False)
         return standardised * std_T[None, :] + mean_T[None, :]
 
-    fold_predict = jax.jit(jax.vmap(predict_one_fold, in_axes=(0, 0, 0, None)))
+    def predict_all_folds(params, images_BxHxWx1):
+        per_fold = lambda p, mean_T, std_T: predict_one_fold(p, mean_T, std_T, images_BxHxWx1)  # noqa: E731
+        return folds.over_folds(per_fold, "map" if on_cpu else "vmap")(params, mean_KxT, std_KxT)
+
     return Ensemble(
         config=config, targets=targets, image_shape=image_shape, params=state.params, stats=stats, step=step,
-        _predict_chunk=lambda params, images: fold_predict(params, mean_KxT, std_KxT, images),
+        _predict_chunk=jax.jit(predict_all_folds),
     )

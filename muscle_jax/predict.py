@@ -89,36 +89,6 @@ def crop_for(input_path: Path, preprocessing: Preprocessing, crop_text: str | No
     return None
 
 
-def for_cpu_inference(ensemble):
-    """The same fold models with XLA's own convolution, the folds run one after another.
-
-    Training vmaps the folds and uses the matmul convolution (muscle_jax.models.layers) so the
-    fold axis becomes a batched matmul; at inference every fold sees the same frames, and on
-    CPU plain convolutions looped over folds (`lax.map`) ran 4.9× faster than the vmapped
-    matmul form (59.9 vs 12.3 frames/s, 6 folds, batch 128, side by side in one process on a
-    loaded 2-core machine). The parameters are the same arrays (same HWIO layout).
-    """
-    import jax
-    import jax.numpy as jnp
-
-    from muscle_jax.models import create_model
-
-    model_config = ensemble.config.model.copy_and_resolve_references()
-    if "conv_impl" in model_config:
-        with model_config.unlocked():
-            model_config.conv_impl = "xla"
-    model = create_model(model_config, len(ensemble.targets))
-    mean_KxT, std_KxT = jnp.asarray(ensemble.stats.mean_KxT), jnp.asarray(ensemble.stats.std_KxT)
-
-    def one_fold(fold, images_BxHxWx1):
-        params, mean_T, std_T = fold
-        standardised_BxT = model.apply({"params": params}, images_BxHxWx1.astype(jnp.float32) / 255.0, train=False)
-        return standardised_BxT * std_T[None, :] + mean_T[None, :]
-
-    predict_KxBxT = jax.jit(lambda params, images: jax.lax.map(lambda fold: one_fold(fold, images), (params, mean_KxT, std_KxT)))
-    return dataclasses.replace(ensemble, _predict_chunk=predict_KxBxT)
-
-
 def predict_in_batches(ensemble, images_NxHxWx1: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The ensemble over the frames, one batch at a time (with a progress bar); mean and std, N x T."""
     means, stds = [], []
@@ -216,11 +186,7 @@ def main(argv: list[str]) -> None:
     logging.getLogger().setLevel(logging.INFO)
     from muscle_jax import ensemble as ensemble_lib
 
-    import jax
-
     ensemble = ensemble_lib.load(_WORKDIR.value)
-    if jax.default_backend() == "cpu":
-        ensemble = for_cpu_inference(ensemble)
     prediction = predict_recording(ensemble, _INPUT.value, _CROP.value, _FPS.value, _BATCH.value, _SKIP.value)
     write_csv(_OUTPUT.value, prediction)
     if _PLOT.value:
