@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from muscle_jax import checkpoint, folds
+from muscle_jax import checkpoint, evaluate, folds
 from muscle_jax.data.pipeline import LabelStats
 from muscle_jax.models import create_model
 
@@ -93,12 +93,8 @@ def load(workdir: str | Path) -> Ensemble:
     state, step = restored
     mean_KxT, std_KxT = jnp.asarray(stats.mean_KxT), jnp.asarray(stats.std_KxT)
 
-    def predict_one_fold(params, mean_T, std_T, images_BxHxWx1):
-        standardised = model.apply({"params": params}, images_BxHxWx1.astype(jnp.float32) / 255.0, train=False)
-        return standardised * std_T[None, :] + mean_T[None, :]
-
     def predict_all_folds(params, images_BxHxWx1):
-        per_fold = lambda p, mean_T, std_T: predict_one_fold(p, mean_T, std_T, images_BxHxWx1)  # noqa: E731
+        per_fold = lambda p, mean_T, std_T: evaluate.predict_physical(model.apply, p, images_BxHxWx1, mean_T, std_T)  # noqa: E731
         return folds.over_folds(per_fold, "map" if on_cpu else "vmap")(params, mean_KxT, std_KxT)
 
     return Ensemble(

@@ -74,13 +74,19 @@ def test_chunks(folds: Folds, chunk_size: int) -> Iterator[tuple[np.ndarray, np.
         yield indices_KxE, valid_KxE
 
 
+def predict_physical(apply_fn: Callable, params, images_BxHxWx1: jax.Array, mean_T: jax.Array, std_T: jax.Array) -> jax.Array:
+    """One fold model's predictions [B, T] in the targets' units, from uint8 ROI images: the
+    model sees images scaled to [0, 1] (as in training) and predicts standardised targets."""
+    standardised_BxT = apply_fn({"params": params}, images_BxHxWx1.astype(jnp.float32) / 255.0, train=False)
+    return standardised_BxT * std_T[None, :] + mean_T[None, :]
+
+
 def make_eval_step(apply_fn: Callable, execution: str = "vmap") -> Callable:
     """Jitted, mapped over folds as `execution` says ('vmap' or 'map', see folds.over_folds): (params_K, images [K,E,H,W,1] uint8, targets [K,E,T] physical,
     valid [K,E], mean_KxT, std_KxT) → (predictions in physical units [K,E,T], metric sums [K,T])."""
 
     def per_fold(params, images_ExHxWx1, targets_ExT, valid_E, mean_T, std_T):
-        standardised = apply_fn({"params": params}, images_ExHxWx1.astype(jnp.float32) / 255.0, train=False)
-        predictions_ExT = standardised * std_T[None, :] + mean_T[None, :]
+        predictions_ExT = predict_physical(apply_fn, params, images_ExHxWx1, mean_T, std_T)
         return predictions_ExT, metric_sums(predictions_ExT, targets_ExT, valid_E)
 
     return jax.jit(over_folds(per_fold, execution))
