@@ -6,7 +6,6 @@ mapping over the fold axis, then `train_and_evaluate`, the whole job.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -111,9 +110,9 @@ def train_folds(
     index: pipeline.RecordIndex,
     folds: folds_lib.Folds,
     stats: pipeline.LabelStats,
+    image_shape: tuple[int, ...],
 ) -> tuple[TrainState, dict[str, float]]:
     """Trains (or resumes training of) the fold-stacked models; returns the final state and timings."""
-    image_shape = tuple(source[0]["image"].shape)
     model = create_model(config.model, len(index.target_names))
     tx = make_optimizer(config.train)
     mesh, execution = fold_placement(config, folds.num_folds)
@@ -200,8 +199,13 @@ def evaluate_folds(
     return {"per_fold": per_fold, "predictions": predictions}
 
 
-def train_and_evaluate_on(config: ml_collections.ConfigDict, workdir: str | Path, source, info) -> dict[str, Any]:
-    """The whole job on a given data source: folds, training, evaluation, reports in `workdir`."""
+def train_and_evaluate_on(
+    config: ml_collections.ConfigDict, workdir: str | Path, source, info, timings: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """The whole job on a given data source: folds, training, evaluation, reports in `workdir`.
+
+    `timings` (seconds) of earlier phases, such as the dataset build, join the reported ones.
+    """
     workdir = Path(workdir).expanduser().resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -211,9 +215,10 @@ def train_and_evaluate_on(config: ml_collections.ConfigDict, workdir: str | Path
         index.groups(config.folds.group_by), config.folds.group_by, config.folds.num_folds, config.folds.max_train_groups
     )
     stats = pipeline.label_stats(index.targets_NxT, folds.train_KxN)
-    report.write_run_info(workdir, config, index, folds, stats, tuple(source[0]["image"].shape))
-    timings = {"index_s": time.perf_counter() - start}
-    state, train_timings = train_folds(config, workdir, source, index, folds, stats)
+    image_shape = tuple(source[0]["image"].shape)
+    report.write_run_info(workdir, config, index, folds, stats, image_shape)
+    timings = {**(timings or {}), "index_s": time.perf_counter() - start}
+    state, train_timings = train_folds(config, workdir, source, index, folds, stats, image_shape)
     timings.update(train_timings)
     eval_start = time.perf_counter()
     evaluation = evaluate_folds(config, state, source, index, folds, stats)
@@ -227,12 +232,4 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     source, info = pipeline.load_source(config.dataset)
     build_s = time.perf_counter() - build_start
     logging.info("dataset ready in %.1f s", build_s)
-    results = train_and_evaluate_on(config, workdir, source, info)
-    results["timing"]["dataset_s"] = build_s
-    report.write_json(Path(workdir).expanduser().resolve() / "results.json", results)
-    return results
-
-
-def config_to_json(config: ml_collections.ConfigDict) -> str:
-    """The config as JSON (tuples become lists), as stored in every workdir."""
-    return json.dumps(config.to_dict(), indent=2, default=str)
+    return train_and_evaluate_on(config, workdir, source, info, timings={"dataset_s": build_s})
