@@ -23,10 +23,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.dataset.manual_dir = ""  # real-recording layouts only; "" = the builder's default
     # Real layouts store exactly these targets; one a recording lacks is an error, never faked.
     config.dataset.targets = ("angle_deg", "torque_nm", "emg_v")
-    # Real layouts only ("" / () = the builder config's own): ROI source and size, and whether
-    # undecodable frames (or frames without a found muscle) are skipped and counted, not an error.
-    config.dataset.roi_source = ""  # "calibration" | "segmentation"
-    config.dataset.roi_hw = ()
+    # "" / () = the builder config's own. ROI source: "oracle" (true aponeuroses) or
+    # "segmentation" (shipped U-Net) for a phantom, "calibration" or "segmentation" for real
+    # layouts. ROI size: real layouts only. skip_bad_frames: undecodable frames, or frames without
+    # a found muscle, are skipped and counted instead of an error.
+    config.dataset.roi_source = ""
+    config.dataset.roi_hw = ()  # real layouts; a phantom's is phantom_overrides.roi_hw
     config.dataset.skip_bad_frames = False
     # Architecture labels for the ridge baseline; those the dataset lacks are ignored.
     config.dataset.architecture_features = ("fascicle_length_mm", "pennation_deg", "thickness_mm")

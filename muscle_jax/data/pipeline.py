@@ -30,9 +30,9 @@ def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.
     """The `ultrasound_states` builder a config names, with the config's variations applied.
 
     Phantom configs take `phantom_overrides`; real-recording layouts take the run's `targets`
-    (what the dataset stores is what the model predicts) and `roi_source`. A variation gets its
-    own builder-config name (the base name + a hash of the variation), so it never reuses or
-    overwrites another variant's files.
+    (what the dataset stores is what the model predicts) and `roi_hw`; both take `roi_source`
+    and `skip_bad_frames`. A variation gets its own builder-config name (the base name + a hash
+    of the variation), so it never reuses or overwrites another variant's files.
     """
     if dataset_config.name != "ultrasound_states":
         raise ValueError(f"dataset.name must be 'ultrasound_states', got {dataset_config.name!r}")
@@ -43,7 +43,18 @@ def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.
     base = known[name]
     variation: dict[str, Any] = {}
     phantom_overrides = dataset_config.phantom_overrides.to_dict() if dataset_config.phantom_overrides else {}
+    roi_source = dataset_config.get("roi_source", "")
+    if roi_source and roi_source != base.roi_source:
+        variation["roi_source"] = roi_source
+    if dataset_config.get("skip_bad_frames", False):
+        variation["skip_bad_frames"] = True
     if base.source == "phantom":
+        if roi_source and roi_source not in ultrasound_states.PHANTOM_ROI_SOURCES:
+            raise ValueError(f"dataset.roi_source for a phantom must be one of {ultrasound_states.PHANTOM_ROI_SOURCES}, "
+                             f"got {roi_source!r}")
+        if dataset_config.get("roi_hw", ()):
+            raise ValueError("dataset.roi_hw applies to real-recording layouts; a phantom's ROI size is "
+                             "dataset.phantom_overrides.roi_hw")
         if phantom_overrides:
             variation["phantom_overrides"] = {k: tuple(v) if isinstance(v, list) else v for k, v in phantom_overrides.items()}
     else:
@@ -51,14 +62,9 @@ def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.
             raise ValueError(f"dataset.phantom_overrides applies to phantom builder configs, not {name!r}")
         if tuple(dataset_config.targets) != tuple(base.targets):
             variation["targets"] = tuple(dataset_config.targets)
-        roi_source = dataset_config.get("roi_source", "")
-        if roi_source and roi_source != base.roi_source:
-            variation["roi_source"] = roi_source
         roi_hw = tuple(dataset_config.get("roi_hw", ()) or base.roi_hw)
         if roi_hw != tuple(base.roi_hw):
             variation["roi_hw"] = roi_hw
-        if dataset_config.get("skip_bad_frames", False):
-            variation["skip_bad_frames"] = True
     builder_config: Any = name
     if variation:
         digest = hashlib.sha1(json.dumps(variation, sort_keys=True).encode()).hexdigest()[:10]

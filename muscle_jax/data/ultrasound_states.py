@@ -24,9 +24,11 @@ from typing import Any, Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
 STATE_TARGETS = ("angle_deg", "torque_nm", "emg_v")
 ARCHITECTURE_LABELS = ("fascicle_length_mm", "pennation_deg", "thickness_mm")
+PHANTOM_ROI_SOURCES = ("oracle", "segmentation")
 # phantom_smoke: three participants, 4 s each, 32×32 ROIs — the whole job in seconds.
 SMOKE_PHANTOM_FIELDS: dict[str, Any] = {
     "num_participants": 3, "frame_hw": (64, 64), "roi_hw": (32, 32), "passive_duration_s": 1.0,
@@ -39,8 +41,12 @@ class UltrasoundStatesConfig(tfds.core.BuilderConfig):
     """What to build: `source` is 'phantom' or a real-recording layout ('gasfastrack', 'recordings').
 
     phantom_preset / phantom_overrides: a preset function of muscle_jax.data.phantom and the
-    fields of its PhantomConfig to replace. roi_hw / roi_source / targets / emg: real layouts
-    only (the phantom's ROI size and targets come from its PhantomConfig).
+    fields of its PhantomConfig to replace. roi_hw / targets / emg: real layouts only (the
+    phantom's ROI size and targets come from its PhantomConfig). roi_source: 'calibration' or
+    'segmentation' for real layouts; 'oracle' (the phantom's true aponeuroses) or
+    'segmentation' (the shipped U-Net on the rendered frame) for the phantom.
+    skip_bad_frames: frames the data cannot label or segment are left out (counted, logged)
+    instead of failing the build.
     """
 
     source: str = "phantom"
@@ -80,9 +86,12 @@ class UltrasoundStates(tfds.core.GeneratorBasedBuilder):
         "docs/recordings.md; pass its folder as the manual dir (config.dataset.manual_dir)."
     )
     BUILDER_CONFIGS = [
-        UltrasoundStatesConfig(name="phantom_small", description="CPU-default phantom", phantom_preset="phantom_small"),
-        UltrasoundStatesConfig(name="phantom_paper", description="19-participant paper-scale phantom", phantom_preset="phantom_paper"),
-        UltrasoundStatesConfig(name="phantom_smoke", description="tiny phantom for tests", phantom_preset="phantom_smoke"),
+        UltrasoundStatesConfig(name="phantom_small", description="CPU-default phantom", phantom_preset="phantom_small",
+                               roi_source="oracle"),
+        UltrasoundStatesConfig(name="phantom_paper", description="19-participant paper-scale phantom",
+                               phantom_preset="phantom_paper", roi_source="oracle"),
+        UltrasoundStatesConfig(name="phantom_smoke", description="tiny phantom for tests", phantom_preset="phantom_smoke",
+                               roi_source="oracle"),
         UltrasoundStatesConfig(name="gasfastrack", description="GasFasTrack p6 clips (angle, torque)", source="gasfastrack",
                                targets=("angle_deg", "torque_nm")),
         UltrasoundStatesConfig(name="recordings", description="users' recordings, generic layout", source="recordings"),
@@ -147,8 +156,17 @@ class UltrasoundStates(tfds.core.GeneratorBasedBuilder):
     def _phantom_trials(self) -> Iterator[dict[str, Any]]:
         from muscle_jax.data import phantom
 
-        for _, trials in phantom.simulate_participants(phantom_config_of(self.builder_config)):
-            yield from trials
+        roi_source = self.builder_config.roi_source
+        if roi_source not in PHANTOM_ROI_SOURCES:
+            raise ValueError(f"builder config {self.builder_config.name!r}: a phantom's roi_source must be one of "
+                             f"{PHANTOM_ROI_SOURCES}, got {roi_source!r}")
+        phantom_config = phantom_config_of(self.builder_config)
+        per_frame = set(self.info.features.keys()) - {"participant", "trial"}
+        for _, trials in phantom.simulate_participants(phantom_config):
+            for trial in trials:
+                if roi_source == "segmentation":
+                    trial = segmented_phantom_trial(trial, phantom_config.roi_hw, per_frame, self.builder_config.skip_bad_frames)
+                yield trial
 
     def _recording_trials(self, dl_manager) -> Iterator[dict[str, Any]]:
         from muscle_jax.data import recordings
@@ -164,6 +182,29 @@ class UltrasoundStates(tfds.core.GeneratorBasedBuilder):
             emg=self.builder_config.emg,
             skip_bad_frames=self.builder_config.skip_bad_frames,
         )
+
+
+def segmented_phantom_trial(trial: dict[str, Any], roi_hw, per_frame_keys, skip_bad_frames: bool) -> dict[str, Any]:
+    """The phantom trial with its oracle ROIs replaced by the segmentation stage's.
+
+    The shipped U-Net segments each rendered `frame_image`; its fitted aponeuroses cut the ROI.
+    A frame where it finds no muscle is an error naming the participant, trial and frames, or,
+    with `skip_bad_frames`, is left out of every per-frame feature (and logged).
+    """
+    from muscle_jax.segmentation import segment_frames
+
+    result = segment_frames(np.ascontiguousarray(trial["frame_image"][..., 0]), tuple(roi_hw))
+    trial = {**trial, "image": np.asarray(result.rois_NxhxW, np.uint8)[..., None]}
+    if result.found_N.all():
+        return trial
+    lost = np.flatnonzero(~result.found_N)
+    where = (f"phantom participant {trial['participant']} trial {trial['trial']}: the segmentation stage found no "
+             f"muscle in {len(lost)} of {len(result.found_N)} frames (first {lost[:5].tolist()}: "
+             f"{result.reasons[int(lost[0])]})")
+    if not skip_bad_frames:
+        raise ValueError(where + " (set dataset.skip_bad_frames to leave them out, counted)")
+    logging.warning("%s; left out", where)
+    return {k: (v[result.found_N] if k in per_frame_keys else v) for k, v in trial.items()}
 
 
 _CITATION = """\
