@@ -25,10 +25,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.dataset.targets = ("angle_deg", "torque_nm", "emg_v")
     # "" / () = the builder config's own. ROI source: "oracle" (true aponeuroses) or
     # "segmentation" (shipped U-Net) for a phantom, "calibration" or "segmentation" for real
-    # layouts. ROI size: real layouts only. skip_bad_frames: undecodable frames, or frames without
-    # a found muscle, are skipped and counted instead of an error.
+    # layouts. ROI size (rows, columns), for a phantom the same as phantom_overrides.roi_hw.
+    # skip_bad_frames: undecodable frames, or frames without a found muscle, are skipped and
+    # counted instead of an error.
     config.dataset.roi_source = ""
-    config.dataset.roi_hw = ()  # real layouts; a phantom's is phantom_overrides.roi_hw
+    config.dataset.roi_hw = ()
     config.dataset.skip_bad_frames = False
     # Architecture labels for the ridge baseline; those the dataset lacks are ignored.
     config.dataset.architecture_features = ("fascicle_length_mm", "pennation_deg", "thickness_mm")

@@ -63,6 +63,19 @@ def test_phantom_roi_source_gets_its_own_dataset_and_bad_choices_are_named(tmp_p
     config.roi_source = "calibration"
     with pytest.raises(ValueError, match="roi_source for a phantom"):
         pipeline.builder_from_config(config)
-    config.roi_source, config.roi_hw = "", (32, 32)
-    with pytest.raises(ValueError, match="phantom_overrides.roi_hw"):
+
+
+def test_roi_size_is_one_knob_for_phantom_and_real_sources(tmp_path):
+    config = default.get_config().dataset
+    config.data_dir = str(tmp_path)
+    config.roi_hw = (64, 64)  # phantom_small's own size: the preset itself
+    assert pipeline.builder_from_config(config).builder_config.name == "phantom_small"
+    config.roi_hw = (32, 32)
+    sized = pipeline.builder_from_config(config).builder_config
+    assert sized.phantom_overrides == {"roi_hw": (32, 32)}
+    assert ultrasound_states.phantom_config_of(sized).roi_hw == (32, 32)
+    config.phantom_overrides = {"roi_hw": (32, 32)}
+    assert pipeline.builder_from_config(config).builder_config.name == sized.name
+    config.phantom_overrides = {"roi_hw": (48, 48)}
+    with pytest.raises(ValueError, match="contradicts"):
         pipeline.builder_from_config(config)

@@ -30,8 +30,8 @@ def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.
     """The `ultrasound_states` builder a config names, with the config's variations applied.
 
     Phantom configs take `phantom_overrides`; real-recording layouts take the run's `targets`
-    (what the dataset stores is what the model predicts) and `roi_hw`; both take `roi_source`
-    and `skip_bad_frames`. A variation gets its own builder-config name (the base name + a hash
+    (what the dataset stores is what the model predicts); both take `roi_hw`, `roi_source` and
+    `skip_bad_frames`. A variation gets its own builder-config name (the base name + a hash
     of the variation), so it never reuses or overwrites another variant's files.
     """
     if dataset_config.name != "ultrasound_states":
@@ -52,9 +52,13 @@ def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.
         if roi_source and roi_source not in ultrasound_states.PHANTOM_ROI_SOURCES:
             raise ValueError(f"dataset.roi_source for a phantom must be one of {ultrasound_states.PHANTOM_ROI_SOURCES}, "
                              f"got {roi_source!r}")
-        if dataset_config.get("roi_hw", ()):
-            raise ValueError("dataset.roi_hw applies to real-recording layouts; a phantom's ROI size is "
-                             "dataset.phantom_overrides.roi_hw")
+        roi_hw = tuple(dataset_config.get("roi_hw", ()))
+        if roi_hw:  # the one ROI-size knob for every source; for a phantom it is a preset field
+            if tuple(phantom_overrides.get("roi_hw", roi_hw)) != roi_hw:
+                raise ValueError(f"dataset.roi_hw {roi_hw} contradicts dataset.phantom_overrides.roi_hw "
+                                 f"{tuple(phantom_overrides['roi_hw'])}; set one of them")
+            if roi_hw != tuple(ultrasound_states.phantom_config_of(base).roi_hw):
+                phantom_overrides = {**phantom_overrides, "roi_hw": roi_hw}
         if phantom_overrides:
             variation["phantom_overrides"] = {k: tuple(v) if isinstance(v, list) else v for k, v in phantom_overrides.items()}
     else:
