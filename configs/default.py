@@ -31,6 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.dataset.roi_source = ""
     config.dataset.roi_hw = ()
     config.dataset.skip_bad_frames = False
+    # Temporal context: the model sees each frame with the frame_stack − 1 frames before it in
+    # its trial, as channels (1 = single frames, as in the 2017 study).
+    config.dataset.frame_stack = 1
     # Architecture labels for the ridge baseline; those the dataset lacks are ignored.
     config.dataset.architecture_features = ("fascicle_length_mm", "pennation_deg", "thickness_mm")
 

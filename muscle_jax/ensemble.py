@@ -38,19 +38,20 @@ class Ensemble:
     def num_folds(self) -> int:
         return self.stats.mean_KxT.shape[0]
 
-    def predict(self, images_NxHxWx1: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-        """(mean_NxT, std_NxT) across the fold models, in the targets' physical units."""
-        images_NxHxWx1 = np.asarray(images_NxHxWx1)
-        if images_NxHxWx1.ndim != 4 or tuple(images_NxHxWx1.shape[1:]) != self.image_shape:
+    def predict(self, images_NxHxWxS: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """(mean_NxT, std_NxT) across the fold models, in the targets' physical units, from uint8
+        model inputs (S > 1 for a run trained on frame stacks: see `pipeline.stack_sequence`)."""
+        images_NxHxWxS = np.asarray(images_NxHxWxS)
+        if images_NxHxWxS.ndim != 4 or tuple(images_NxHxWxS.shape[1:]) != self.image_shape:
             raise ValueError(
                 f"the run was trained on ROI images of shape {self.image_shape}; got a batch of shape "
-                f"{images_NxHxWx1.shape} (expected N×{'×'.join(map(str, self.image_shape))})"
+                f"{images_NxHxWxS.shape} (expected N×{'×'.join(map(str, self.image_shape))})"
             )
-        if images_NxHxWx1.dtype != np.uint8:
-            raise ValueError(f"images must be uint8 like the dataset's, got {images_NxHxWx1.dtype}")
+        if images_NxHxWxS.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 like the dataset's, got {images_NxHxWxS.dtype}")
         means, stds = [], []
-        for start in range(0, len(images_NxHxWx1), batch_size):
-            chunk = images_NxHxWx1[start : start + batch_size]
+        for start in range(0, len(images_NxHxWxS), batch_size):
+            chunk = images_NxHxWxS[start : start + batch_size]
             padded = np.zeros((batch_size, *self.image_shape), np.uint8)
             padded[: len(chunk)] = chunk  # one compiled shape for every chunk
             predictions_KxBxT = np.asarray(self._predict_chunk(self.params, padded))[:, : len(chunk)]

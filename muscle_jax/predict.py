@@ -25,7 +25,7 @@ import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
-from muscle_jax.data import recordings
+from muscle_jax.data import pipeline, recordings
 from muscle_jax.data.readers.dicom import read_dicom_region
 from muscle_jax.data.readers.frames import Crop
 from muscle_jax.data.readers.media import DICOM_SUFFIXES
@@ -89,11 +89,11 @@ def crop_for(input_path: Path, preprocessing: Preprocessing, crop_text: str | No
     return None
 
 
-def predict_in_batches(ensemble, images_NxHxWx1: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def predict_in_batches(ensemble, images_NxHxWxS: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The ensemble over the frames, one batch at a time (with a progress bar); mean and std, N x T."""
     means, stds = [], []
-    for start in tqdm(range(0, len(images_NxHxWx1), batch_size), desc="predict", unit="batch", leave=False):
-        mean_BxT, std_BxT = ensemble.predict(images_NxHxWx1[start : start + batch_size], batch_size=batch_size)
+    for start in tqdm(range(0, len(images_NxHxWxS), batch_size), desc="predict", unit="batch", leave=False):
+        mean_BxT, std_BxT = ensemble.predict(images_NxHxWxS[start : start + batch_size], batch_size=batch_size)
         means.append(mean_BxT)
         stds.append(std_BxT)
     return np.concatenate(means), np.concatenate(stds)
@@ -115,11 +115,12 @@ def predict_recording(
     rois = recordings.read_rois(input_path, preprocessing.roi_hw, preprocessing.roi_source, crop, fps, skip_bad_frames)
     frames = rois.frames.require_complete(skip_bad_frames)
     decoded_at = time.perf_counter()
-    images_NxHxWx1 = frames.images_N[..., None]
+    # A run trained on stacks of consecutive frames sees each frame with the ones before it.
+    images_NxHxWxS = pipeline.stack_sequence(frames.images_N[..., None], ensemble.image_shape[-1])
     # One batch first, so the timing of the rest is the model's, not the compiler's.
-    predict_in_batches(ensemble, images_NxHxWx1[:1], batch_size)
+    predict_in_batches(ensemble, images_NxHxWxS[:1], batch_size)
     compiled_at = time.perf_counter()
-    mean_NxT, std_NxT = predict_in_batches(ensemble, images_NxHxWx1, batch_size)
+    mean_NxT, std_NxT = predict_in_batches(ensemble, images_NxHxWxS, batch_size)
     predicted_at = time.perf_counter()
     no_roi_N = ~rois.found_N
     mean_NxT, std_NxT = np.where(no_roi_N[:, None], np.nan, mean_NxT), np.where(no_roi_N[:, None], np.nan, std_NxT)

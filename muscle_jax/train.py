@@ -126,7 +126,7 @@ def train_folds(
     num_steps = config.train.num_steps
     batches = pipeline.train_batches(
         source, index, folds.train_KxN, stats, config.train.batch_size, config.seed,
-        start_step, num_steps, config.train.input_threads,
+        start_step, num_steps, config.train.input_threads, config.dataset.frame_stack,
     )
     logging.info("%d folds on a %s device mesh %s, fold axis executed by %s",
                  folds.num_folds, jax.default_backend(), dict(mesh.shape), execution)
@@ -179,7 +179,7 @@ def evaluate_folds(
     mean_KxT, std_KxT = jnp.asarray(stats.mean_KxT), jnp.asarray(stats.std_KxT)
     sums, chunks = None, []
     for indices_KxE, valid_KxE in evaluate.test_chunks(folds, config.eval.batch_size):
-        images = pipeline.read_images(source, indices_KxE)
+        images = pipeline.read_model_inputs(source, index, indices_KxE, config.dataset.frame_stack)
         predictions_KxExT, sums_K = eval_step(
             state.params, images, index.targets_NxT[indices_KxE], valid_KxE, mean_KxT, std_KxT
         )
@@ -215,7 +215,8 @@ def train_and_evaluate_on(
         index.groups(config.folds.group_by), config.folds.group_by, config.folds.num_folds, config.folds.max_train_groups
     )
     stats = pipeline.label_stats(index.targets_NxT, folds.train_KxN)
-    image_shape = tuple(source[0]["image"].shape)
+    roi_h, roi_w, _ = source[0]["image"].shape
+    image_shape = (roi_h, roi_w, config.dataset.frame_stack)  # the model's input: S stacked frames
     report.write_run_info(workdir, config, index, folds, stats, image_shape)
     timings = {**(timings or {}), "index_s": time.perf_counter() - start}
     state, train_timings = train_folds(config, workdir, source, index, folds, stats, image_shape)

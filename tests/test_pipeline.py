@@ -72,3 +72,36 @@ def test_batches_come_from_training_records_only_and_depend_only_on_the_step(smo
             allowed = index.targets_NxT[fold_set.train_KxN[k]]
             distances = np.abs(physical[:, None, :] - allowed[None, :, :]).max(axis=2).min(axis=1)
             assert np.all(distances < 1e-3 * np.abs(allowed).max())
+
+
+def test_frame_stacks_hold_earlier_frames_of_the_same_trial_only(smoke_dataset):
+    source = smoke_dataset.source
+    index = pipeline.read_index(source, ("angle_deg",))
+    previous_N = index.previous_N
+    starts_N = previous_N == np.arange(len(previous_N))
+    # Exactly one start per (participant, trial), and it is the trial's first frame.
+    assert starts_N.sum() == len(np.unique(index.groups("trial")))
+    assert np.all(index.frame_N[starts_N] == 0)
+    moved_N = ~starts_N
+    np.testing.assert_array_equal(index.frame_N[previous_N[moved_N]], index.frame_N[moved_N] - 1)
+    np.testing.assert_array_equal(index.trial_N[previous_N], index.trial_N)
+    np.testing.assert_array_equal(index.participant_N[previous_N], index.participant_N)
+
+    first_of_second_trial = int(np.flatnonzero(starts_N)[1])
+    chosen_KxB = np.array([[5, first_of_second_trial + 1], [first_of_second_trial, 0]])
+    inputs = pipeline.read_model_inputs(source, index, chosen_KxB, 3)
+    assert inputs.shape == (2, 2, 32, 32, 3) and inputs.dtype == np.uint8
+    image = lambda i: source[int(i)]["image"][..., 0]  # noqa: E731
+    for s, record in enumerate((3, 4, 5)):  # earliest first, the frame itself last
+        np.testing.assert_array_equal(inputs[0, 0, ..., s], image(record))
+    for s, record in enumerate((first_of_second_trial,) * 2 + (first_of_second_trial + 1,)):
+        np.testing.assert_array_equal(inputs[0, 1, ..., s], image(record))  # clamped at the trial's start
+    np.testing.assert_array_equal(pipeline.read_model_inputs(source, index, chosen_KxB, 1)[..., 0], inputs[..., 2])
+
+    # A new recording's consecutive frames are stacked by the same rule.
+    frames_NxHxWx1 = pipeline.read_images(source, np.arange(first_of_second_trial, first_of_second_trial + 4))
+    stacked = pipeline.stack_sequence(frames_NxHxWx1, 3)
+    np.testing.assert_array_equal(stacked, pipeline.read_model_inputs(
+        source, index, np.arange(first_of_second_trial, first_of_second_trial + 4), 3))
+    with pytest.raises(ValueError, match="frame_stack"):
+        pipeline.stack_indices(previous_N, chosen_KxB, 0)

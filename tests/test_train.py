@@ -10,6 +10,7 @@ import pytest
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 from muscle_jax import ensemble, train
+from muscle_jax.data import pipeline
 
 
 class PerturbedSource:
@@ -116,3 +117,21 @@ def test_tensorflow_is_never_imported(smoke_run):
 
     # smoke_run built the dataset, trained, evaluated and reported in this process.
     assert not any(name == "tensorflow" or name.startswith("tensorflow.") for name in sys.modules)
+
+
+def test_a_run_on_frame_stacks_trains_evaluates_and_predicts_from_context(smoke_dataset, tmp_path):
+    config = smoke_dataset.config()
+    config.dataset.frame_stack = 3
+    results = train.train_and_evaluate_on(config, tmp_path, smoke_dataset.source, smoke_dataset.info)
+    assert np.isfinite(results["models"]["cnn"]["angle_deg"]["rmse"]["mean"])
+    models = ensemble.load(tmp_path)
+    assert models.image_shape == (32, 32, 3)
+    frames_NxHxWx1 = pipeline.read_images(smoke_dataset.source, np.arange(6))
+    inputs = pipeline.stack_sequence(frames_NxHxWx1, 3)
+    mean_NxT, _ = models.predict(inputs)
+    assert mean_NxT.shape == (6, 3)
+    earlier_changed = inputs.copy()
+    earlier_changed[..., 0] = 255 - earlier_changed[..., 0]
+    assert not np.allclose(models.predict(earlier_changed)[0], mean_NxT)  # the earlier frames are seen
+    with pytest.raises(ValueError, match="trained on ROI images of shape"):
+        models.predict(frames_NxHxWx1)

@@ -9,6 +9,7 @@ MapDataset is random-access), so a resumed run reads exactly what an uninterrupt
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -109,6 +110,16 @@ class RecordIndex:
     architecture_NxA: np.ndarray | None
     architecture_names: tuple[str, ...]
 
+    @functools.cached_property
+    def previous_N(self) -> np.ndarray:
+        """The record before each record in its (participant, trial), by frame; itself at a
+        trial's first record."""
+        order = np.lexsort((self.frame_N, self.trial_N, self.participant_N))
+        same_trial = (np.diff(self.participant_N[order]) == 0) & (np.diff(self.trial_N[order]) == 0)
+        previous_N = np.arange(len(order))
+        previous_N[order[1:]] = np.where(same_trial, order[:-1], order[1:])
+        return previous_N
+
     def groups(self, group_by: str) -> np.ndarray:
         """Group id per record: the participant, or (participant, trial) flattened to one id."""
         if group_by == "participant":
@@ -186,6 +197,35 @@ def read_images(source, indices: np.ndarray) -> np.ndarray:
     return images.reshape(indices.shape + images.shape[1:])
 
 
+def stack_indices(previous_N: np.ndarray, indices: np.ndarray, frame_stack: int) -> np.ndarray:
+    """`indices` + (S,): each record preceded by the S − 1 records before it, earliest first,
+    following `previous_N` (which stops at a trial's first record, so a stack never crosses
+    into another trial or participant)."""
+    if frame_stack < 1:
+        raise ValueError(f"dataset.frame_stack must be >= 1, got {frame_stack}")
+    stacked = [np.asarray(indices)]
+    for _ in range(frame_stack - 1):
+        stacked.insert(0, previous_N[stacked[0]])
+    return np.stack(stacked, axis=-1)
+
+
+def read_model_inputs(source, index: RecordIndex, indices: np.ndarray, frame_stack: int) -> np.ndarray:
+    """The model's uint8 inputs for the given records, `indices` + (H, W, S): channel s is the
+    frame S − 1 − s records earlier in the same trial (S = `frame_stack`; 1 = the frame alone)."""
+    if frame_stack == 1:
+        return read_images(source, indices)
+    images = read_images(source, stack_indices(index.previous_N, indices, frame_stack))  # ... × S × H × W × 1
+    return np.moveaxis(images[..., 0], -3, -1)
+
+
+def stack_sequence(frames_NxHxWx1: np.ndarray, frame_stack: int) -> np.ndarray:
+    """Model inputs N×H×W×S from one recording's consecutive frames, by the rule of
+    `read_model_inputs` (the first frame repeats where there is no earlier one)."""
+    previous_N = np.maximum(np.arange(len(frames_NxHxWx1)) - 1, 0)
+    stacked = frames_NxHxWx1[stack_indices(previous_N, np.arange(len(frames_NxHxWx1)), frame_stack)]
+    return np.moveaxis(stacked[..., 0], 1, -1)
+
+
 def train_batches(
     source,
     index: RecordIndex,
@@ -196,9 +236,11 @@ def train_batches(
     start_step: int,
     num_steps: int,
     num_threads: int = 2,
+    frame_stack: int = 1,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Batches for steps [start_step, num_steps): `image` uint8 [K, B, H, W, 1], `targets` float32
-    [K, B, T] standardised with each fold's training statistics.
+    """Batches for steps [start_step, num_steps): `image` uint8 [K, B, H, W, S] (S =
+    `frame_stack`, see `read_model_inputs`), `targets` float32 [K, B, T] standardised with each
+    fold's training statistics.
 
     Each fold shuffles its own training indices (reshuffled every epoch) with a seed that depends
     only on (seed, fold), so a fold's data never depends on another fold's held-out group.
@@ -212,7 +254,8 @@ def train_batches(
         indices_KxB = np.stack([fold[step] for fold in per_fold])
         targets_KxBxT = index.targets_NxT[indices_KxB]
         targets_KxBxT = (targets_KxBxT - stats.mean_KxT[:, None, :]) / stats.std_KxT[:, None, :]
-        return {"image": read_images(source, indices_KxB), "targets": targets_KxBxT.astype(np.float32)}
+        images = read_model_inputs(source, index, indices_KxB, frame_stack)
+        return {"image": images, "targets": targets_KxBxT.astype(np.float32)}
 
     steps = grain.MapDataset.range(start_step, num_steps).map(load)
     read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=max(2, 2 * num_threads))
