@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from muscle_jax import intervals
 from muscle_jax.data.pipeline import LabelStats, RecordIndex
 from muscle_jax.folds import Folds
 
@@ -76,9 +77,11 @@ def _summaries(per_fold: list[dict[str, np.ndarray]], target_names) -> dict:
         for metric in METRICS:
             values = np.array([fold[metric][t] for fold in per_fold], np.float64)
             finite = values[np.isfinite(values)]  # Pearson r is undefined for a constant predictor
+            ci95 = intervals.bootstrap_mean_ci(values)
             summary[name][metric] = {
                 "mean": float(finite.mean()) if finite.size else None,
                 "sd": float(finite.std(ddof=1)) if finite.size > 1 else None,
+                "ci95": list(ci95) if ci95 else None,
                 "per_fold": [float(v) if np.isfinite(v) else None for v in values],
             }
     return summary
@@ -113,7 +116,8 @@ def results_table(results: dict[str, Any]) -> str:
     """Markdown table: per model and target, held-out metrics as mean ± sd across folds."""
     lines = [
         f"Held-out results on `{results['dataset']}`, {len(results['folds'])} folds by {results['group_by']} "
-        f"(mean ± sd across folds). Commit {results['commit']}; {results['machine']}.",
+        f"(mean ± sd across folds, [95% bootstrap interval of the mean over folds]). "
+        f"Commit {results['commit']}; {results['machine']}.",
         "",
         "| target | model | RMSE | nRMSE % | R² | Pearson r |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -128,7 +132,10 @@ def results_table(results: dict[str, Any]) -> str:
 def _mean_sd(stat: dict) -> str:
     if stat["mean"] is None:
         return "—"
-    return f"{stat['mean']:.4g}" + (f" ± {stat['sd']:.2g}" if stat["sd"] is not None else "")
+    text = f"{stat['mean']:.4g}" + (f" ± {stat['sd']:.2g}" if stat["sd"] is not None else "")
+    if stat.get("ci95"):
+        text += f" [{stat['ci95'][0]:.3g}, {stat['ci95'][1]:.3g}]"
+    return text
 
 
 def plot_time_series(directory: Path, index: RecordIndex, folds: Folds, predictions: dict[str, np.ndarray]) -> None:
