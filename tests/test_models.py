@@ -58,6 +58,18 @@ def test_resnet_depth_width_and_norm_are_knobs(norm):
     assert model.apply({"params": params}, x, train=False).shape == (2, 3)
 
 
+def test_the_default_config_switches_family_with_model_name_alone():
+    config = default.get_config().model
+    config.name = "resnet"
+    with_hidden = create_model(config, num_targets=3)
+    params, x = _init(with_hidden)
+    assert params["hidden"]["kernel"].shape == (config.channels[-1], config.hidden)
+    config.hidden = 0
+    params_without, _ = _init(create_model(config, num_targets=3))
+    assert "hidden" not in params_without and params_without["head"]["kernel"].shape == (config.channels[-1], 3)
+    assert with_hidden.apply({"params": params}, x, train=False).shape == (2, 3)
+
+
 def test_xla_and_matmul_convolutions_give_the_same_network():
     config = default.get_config().model
     config.channels = (4, 8)

@@ -33,11 +33,14 @@ class PreActBlock(nn.Module):
 
 class ResNet(nn.Module):
     """Stem conv, then `blocks_per_stage[i]` pre-activation blocks of width `channels[i]`
-    with 2×2 max-pooling between stages, then norm → ReLU → GAP → Dropout → Dense."""
+    with 2×2 max-pooling between stages, then norm → ReLU → GAP → [Dense(hidden) → ReLU] →
+    Dropout → Dense. `hidden` = 0 leaves out the hidden layer; with the convnet's head knobs,
+    one config can switch families with `model.name` alone."""
 
     num_targets: int
     channels: Sequence[int] = (16, 32, 64, 128)
     blocks_per_stage: Sequence[int] = (1, 1, 1, 1)
+    hidden: int = 0
     dropout: float = 0.0
     norm: str = "group"
     conv_impl: str = "matmul"
@@ -61,5 +64,8 @@ class ResNet(nn.Module):
             for block in range(blocks):
                 x = PreActBlock(features, self.norm, self.conv_impl, self.dtype, name=f"stage{stage}_block{block}")(x)
         x = nn.relu(make_norm(self.norm, x.shape[-1])(x))
-        x_BxC = nn.Dropout(self.dropout, deterministic=not train)(x.mean(axis=(1, 2)))
+        x_BxC = x.mean(axis=(1, 2))
+        if self.hidden:
+            x_BxC = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, kernel_init=RELU_INIT, name="hidden")(x_BxC))
+        x_BxC = nn.Dropout(self.dropout, deterministic=not train)(x_BxC)
         return nn.Dense(self.num_targets, dtype=self.dtype, name="head")(x_BxC).astype("float32")
