@@ -138,7 +138,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, output: str | Path) ->
 def define_flags() -> None:
     """Flags defined only when run as a program, so importing this module never collides with
     another module's absl flags of the same name."""
-    config_flags.DEFINE_config_file("config", None, "configs/segmentation.py[:smoke|:finetune]", lock_config=True)
+    config_flags.DEFINE_config_file("config", None, "configs/segmentation.py[:smoke]", lock_config=True)
     flags.DEFINE_string("output", None, "where to write the checkpoint (.msgpack)", required=True)
     flags.mark_flag_as_required("config")
 
