@@ -85,7 +85,14 @@ def load(workdir: str | Path) -> Ensemble:
         with model_config.unlocked():
             model_config.conv_impl = "xla"
     model = create_model(model_config, len(targets))
-    like_state = train.create_fold_state(model, train.make_optimizer(config.train), config.seed, run["num_folds"], image_shape)
+    # Only the shapes are needed to restore into: tracing the fold-stacked initialisation is
+    # far cheaper than running it.
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    like_state = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
+        jax.eval_shape(lambda: train.create_fold_state(
+            model, train.make_optimizer(config.train), config.seed, run["num_folds"], image_shape)),
+    )
     checkpoints = checkpoint.manager(workdir, read_only=True)
     restored = checkpoint.restore_latest(checkpoints, like_state)
     checkpoints.close()
