@@ -29,6 +29,10 @@ def get_config(mode: str = "") -> ml_collections.ConfigDict:
     config.data.validation_fraction = 0.15  # whole images, stratified by image size (scanner)
     config.data.split_seed = 0
     config.data.max_images = 0  # 0 = all; n = the first n of each split (smoke runs)
+    # Rendered phantom frames with their true masks added to the training images (0 = none;
+    # the shipped model uses none). Drawn from other simulated people than any regression set.
+    config.data.phantom_frames = 0
+    config.data.phantom_preset = "phantom_small"
 
     # Frames are resized (antialiased) to this height × width before the network; predicted
     # probabilities are resized back to the frame's size. Height matters more than width:

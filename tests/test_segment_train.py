@@ -107,3 +107,25 @@ def test_training_steps_on_a_few_real_images_reduce_the_loss():
         losses.append(float(metrics["loss"]))
     assert np.all(np.isfinite(losses))
     assert np.mean(losses[-3:]) < 0.8 * losses[0]
+
+
+def test_phantom_frames_come_with_their_aponeurosis_masks_from_other_simulated_people():
+    from muscle_jax.data import phantom
+    from muscle_jax.data.phantom.simulate import simulate_trial
+    from muscle_jax.segmentation.phantom_frames import phantom_training_frames
+
+    frames, masks = phantom_training_frames(10, (64, 32))
+    assert frames.shape == masks.shape == (10, 64, 32) and frames.dtype == np.uint8
+    assert 0.0 <= masks.min() and masks.max() <= 1.0
+    # Both aponeuroses are bands across the frame: most columns have mask in two row ranges.
+    for mask in masks > 0.5:
+        rows = np.flatnonzero(mask[:, 16])
+        assert len(rows) >= 2 and np.diff(rows).max() > 5  # a gap (the muscle) between two bands
+    # Bright where the mask is: the aponeuroses are echogenic.
+    assert frames[masks > 0.5].mean() > frames[masks < 0.1].mean() + 20
+    small = phantom.phantom_small()
+    combined = len(small.trial_durations_s()) - 1
+    regression_frame = simulate_trial(small, 0, combined)["frame_image"][0, ..., 0]  # what frames[0] would be
+    assert not np.array_equal(frames[0], dl_track.resize_pair(regression_frame, regression_frame > 0, (64, 32))[0])
+    with pytest.raises(ValueError, match="phantom_preset"):
+        phantom_training_frames(4, (64, 32), "phantom_huge")

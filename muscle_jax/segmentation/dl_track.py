@@ -76,8 +76,15 @@ def load_at_working_resolution(pairs: list[Pair], input_hw: tuple[int, int]) -> 
         mask = read_mask(pair.mask_path)
         if mask.shape != image.shape:
             raise ValueError(f"{pair.mask_path}: mask shape {mask.shape} differs from its image's {image.shape}")
-        both_2xHxW = jnp.asarray(np.stack([image.astype(np.float32), mask * np.float32(255.0)]))
-        resized = np.asarray(resize_BxHxW(both_2xHxW, input_hw))
-        frames.append(np.clip(np.rint(resized[0]), 0, 255).astype(np.uint8))
-        masks.append(np.clip(resized[1] / 255.0, 0.0, 1.0).astype(np.float32))
+        frame, mask = resize_pair(image, mask, input_hw)
+        frames.append(frame)
+        masks.append(mask)
     return np.stack(frames), np.stack(masks)
+
+
+def resize_pair(image_HxW: np.ndarray, mask_HxW: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """An image (uint8) and its bool mask resized together to `input_hw` as inference resizes
+    frames: (uint8 frame, float32 soft mask in [0, 1])."""
+    both_2xHxW = jnp.asarray(np.stack([image_HxW.astype(np.float32), mask_HxW * np.float32(255.0)]))
+    resized = np.asarray(resize_BxHxW(both_2xHxW, input_hw))
+    return np.clip(np.rint(resized[0]), 0, 255).astype(np.uint8), np.clip(resized[1] / 255.0, 0.0, 1.0).astype(np.float32)

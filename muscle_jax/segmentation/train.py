@@ -29,6 +29,7 @@ from ml_collections import config_flags
 from muscle_jax.segmentation import dl_track, evaluate
 from muscle_jax.segmentation.augment import augment_batch
 from muscle_jax.segmentation.network import build_unet, load_checkpoint, save_checkpoint
+from muscle_jax.segmentation.phantom_frames import phantom_training_frames
 
 
 def loss_and_metrics(logits_BxHxW: jax.Array, masks_BxHxW: jax.Array, dice_weight: float) -> tuple[jax.Array, dict]:
@@ -115,6 +116,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, output: str | Path) ->
         train_pairs, validation_pairs = train_pairs[: config.data.max_images], validation_pairs[: config.data.max_images]
     input_hw = tuple(config.input_hw)
     frames, masks = dl_track.load_at_working_resolution(train_pairs, input_hw)
+    if config.data.phantom_frames:  # training only: validation stays on the held-out real images
+        phantom_frames, phantom_masks = phantom_training_frames(config.data.phantom_frames, input_hw, config.data.phantom_preset)
+        frames, masks = np.concatenate([frames, phantom_frames]), np.concatenate([masks, phantom_masks])
+        logging.info("added %d phantom frames to %d real training images", len(phantom_frames), len(train_pairs))
     start = time.time()
     params, history = train(config, frames, masks)
     train_seconds = time.time() - start
@@ -125,6 +130,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, output: str | Path) ->
     metrics = {
         "validation": validation,
         "num_train_images": len(train_pairs),
+        "num_phantom_frames": int(config.data.phantom_frames),
         "validation_names": [p.name for p in validation_pairs],
         "train_seconds": round(train_seconds, 1),
         "final_train": history[-1] if history else {},
