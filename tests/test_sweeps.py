@@ -88,6 +88,12 @@ def test_a_sweep_runs_skips_finished_runs_and_compares_with_the_baseline(tmp_pat
     assert hidden_angle[header.index("delta_rmse_vs_baseline")] != ""
     assert (directory / "sweep.png").stat().st_size > 0
 
+    compared = subprocess.run([sys.executable, "experiments/compare_models.py", f"--workdir={directory / 'baseline'}"],
+                              cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    mean_predictor_rows = [line for line in compared.stdout.splitlines() if "| mean predictor |" in line]
+    assert len(mean_predictor_rows) == 3 and all(row.rstrip().endswith("/3 |") for row in mean_predictor_rows)
+
     again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("finished before, skipped") == 2
     assert results_file.stat().st_mtime_ns == finished_at

@@ -1,0 +1,60 @@
+"""A finished run's CNN against its baselines, fold by fold, with intervals.
+
+    python experiments/compare_models.py --workdir=runs/default
+
+Prints a Markdown table: per target, each model's held-out RMSE and R² (mean over folds,
+95% bootstrap interval), and the paired per-fold difference of the CNN's RMSE from each
+baseline's (negative = the CNN is better) with its interval and the folds it is better in.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from absl import app, flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from muscle_jax import intervals, report  # noqa: E402
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A finished run's workdir (holds results.json).")
+flags.mark_flag_as_required("workdir")
+
+
+def _interval(stat: dict) -> str:
+    text = f"{stat['mean']:.4g}"
+    return text + (f" [{stat['ci95'][0]:.3g}, {stat['ci95'][1]:.3g}]" if stat.get("ci95") else "")
+
+
+def table(results: dict) -> str:
+    lines = [f"Run {results['commit']} on `{results['dataset']}`, {len(results['folds'])} folds by {results['group_by']}; "
+             "mean over folds [95% bootstrap interval]; ΔRMSE = CNN − baseline, paired by fold.", "",
+             "| target | model | RMSE | R² | CNN ΔRMSE vs this model | folds CNN better |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    models = results["models"]
+    for target in results["targets"]:
+        cnn_rmse = [float("nan") if v is None else v for v in models["cnn"][target]["rmse"]["per_fold"]]
+        for name, summary in models.items():
+            delta, better = "—", "—"
+            if name != "cnn":
+                baseline_rmse = [float("nan") if v is None else v for v in summary[target]["rmse"]["per_fold"]]
+                difference = intervals.paired_difference(cnn_rmse, baseline_rmse)
+                delta = f"{difference['mean']:+.3g}" + (
+                    f" [{difference['ci95'][0]:+.3g}, {difference['ci95'][1]:+.3g}]" if difference["ci95"] else "")
+                better = f"{difference['folds_lower']}/{difference['folds']}"
+            lines.append(f"| {target} ({results['units'][target]}) | {report.MODEL_TITLES.get(name, name)} | "
+                         f"{_interval(summary[target]['rmse'])} | {_interval(summary[target]['r2'])} | {delta} | {better} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv) -> None:
+    results_file = Path(_WORKDIR.value) / "results.json"
+    if not results_file.exists():
+        raise SystemExit(f"{results_file} not found: {_WORKDIR.value} is not a finished run")
+    print(table(json.loads(results_file.read_text())))
+
+
+if __name__ == "__main__":
+    app.run(main)
