@@ -1,11 +1,11 @@
 """GasFasTrack: one participant's 24 real clips, angle and torque, folds of held-out clips.
 
 Run:      python -m muscle_jax.main --config=configs/gasfastrack.py --workdir=runs/gasfastrack
-Time:     1689 s measured on the shared 2-core machine under load average ≈ 10 (the job got
-          ~43 % of one core, ~730 CPU-s); aimed at ≤ 20 min on an idle 2-core CPU (estimated
-          6–12 min there from the CPU-seconds, not measured).
-Expected: held-out clips, mean over 6 folds: angle_deg RMSE 3.2° R² 0.96, torque_nm RMSE
-          11.9 N·m R² 0.91 (mean predictor R² ≈ 0); per-fold table in docs/recordings.md.
+Time:     2.5 min on the quiet 2-core CPU with the dataset already built (the dataset build
+          adds about 30 s the first time); 5 min 22 s measured while another run shared it.
+Expected: held-out clips, mean over 6 folds [95% bootstrap interval]: angle_deg RMSE 2.22°
+          [1.94, 2.51], R² 0.983; torque_nm RMSE 9.53 N·m [7.49, 12.3], R² 0.949 (mean
+          predictor R² ≈ 0). experiments/REPORT.md, section 4, has the ablations.
 
 Data: ../shared/data/gasfastrack (the builder's default manual dir), ROIs from the scanner
 image region of its calibration (p6_params.mat) resized to 64×64. With a single participant
