@@ -107,7 +107,9 @@ def collect(sweep: sweeps.Sweep, directory: Path, seconds: float) -> None:
         "Held-out CNN metrics, mean over folds with 95% bootstrap intervals; ΔRMSE is the paired "
         f"per-fold difference from `{sweep.baseline}` (negative = better), with the folds it is better in.", "",
     ]
-    (directory / "sweep.md").write_text("\n".join(header) + sweeps.markdown_table(rows, sweep.baseline))
+    summary = ["#### Summary", "", sweeps.summary_table(rows, sweep.baseline), "ΔRMSE: paired per-fold difference "
+               "from the baseline [95% CI], then the folds it is better in.", ""]
+    (directory / "sweep.md").write_text("\n".join(header + summary) + sweeps.markdown_table(rows, sweep.baseline))
     sweeps.plot(directory / "sweep.png", rows, f"sweep {sweep.name}")
     print((directory / "sweep.md").read_text())
     print(f"wrote {directory}/sweep.csv, sweep.md, sweep.png ({seconds / 60:.1f} min this invocation)")

@@ -217,6 +217,36 @@ def markdown_table(rows: list[dict[str, Any]], baseline: str) -> str:
     return "\n".join(lines)
 
 
+def summary_table(rows: list[dict[str, Any]], baseline: str) -> str:
+    """One row per run: held-out R² [95% CI] per target, then the paired ΔRMSE from the
+    baseline [95% CI] with the folds it is better in; '—' where a run lacks the target."""
+    targets = list(dict.fromkeys(row["target"] for row in rows))
+    runs = list(dict.fromkeys(row["run"] for row in rows))
+    by_key = {(row["run"], row["target"]): row for row in rows}
+    units = {row["target"]: row["unit"] for row in rows}
+    header = ["run"] + [f"{t} R²" for t in targets] + [f"ΔRMSE {t} ({units[t]})" for t in targets]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for run in runs:
+        cells = [run + (" (baseline)" if run == baseline and run != "baseline" else "")]
+        for target in targets:
+            row = by_key.get((run, target))
+            cells.append("—" if row is None or row["r2"] is None else _interval(row["r2"], row["r2_ci_low"], row["r2_ci_high"], ".3g"))
+        for target in targets:
+            row = by_key.get((run, target))
+            if row is None or row["delta_rmse_vs_baseline"] is None:
+                cells.append("—")
+                continue
+            cells.append(_interval(row["delta_rmse_vs_baseline"], row["delta_ci_low"], row["delta_ci_high"], "+.2g")
+                         + f" {row['folds_better']}/{row['folds']}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _interval(value: float, low: float | None, high: float | None, spec: str) -> str:
+    text = format(value, spec)
+    return text + (f" [{format(low, spec)}, {format(high, spec)}]" if low is not None else "")
+
+
 def _with_ci(row: dict, metric: str) -> str:
     text = f"{row[metric]:.4g}"
     if row[f"{metric}_ci_low"] is not None:

@@ -81,6 +81,9 @@ def test_a_sweep_runs_skips_finished_runs_and_compares_with_the_baseline(tmp_pat
     finished_at = results_file.stat().st_mtime_ns
     table = (directory / "sweep.md").read_text()
     assert "| baseline |" in table and "| hidden=8 |" in table and "ΔRMSE vs baseline" in table
+    summary = table[table.index("#### Summary"):table.index("#### angle_deg")]
+    hidden_summary = next(line for line in summary.splitlines() if line.startswith("| hidden=8 |"))
+    assert hidden_summary.count("/3") == 3  # a paired ΔRMSE with its folds for each of the 3 targets
     csv_rows = (directory / "sweep.csv").read_text().splitlines()
     assert len(csv_rows) == 1 + 2 * 3  # header + 2 runs × 3 targets
     hidden_angle = next(r.split(",") for r in csv_rows if r.startswith("hidden=8,angle_deg"))
