@@ -207,12 +207,11 @@ def markdown_table(rows: list[dict[str, Any]], baseline: str) -> str:
         for row in target_rows:
             delta = "—"
             if row["delta_rmse_vs_baseline"] is not None:
-                delta = f"{row['delta_rmse_vs_baseline']:+.3g}"
-                if row["delta_ci_low"] is not None:
-                    delta += f" [{row['delta_ci_low']:+.3g}, {row['delta_ci_high']:+.3g}]"
+                delta = _interval(row["delta_rmse_vs_baseline"], row["delta_ci_low"], row["delta_ci_high"], "+.3g")
             better = f"{row['folds_better']}/{row['folds']}" if row["folds_better"] is not None else "—"
-            lines.append(f"| {row['run']} | {_with_ci(row, 'rmse')} | {_with_ci(row, 'r2')} | {delta} | {better} | "
-                         f"{row['mean_predictor_rmse']:.4g} |")
+            rmse = _interval(row["rmse"], row["rmse_ci_low"], row["rmse_ci_high"], ".3g")
+            r2 = _interval(row["r2"], row["r2_ci_low"], row["r2_ci_high"], ".3g")
+            lines.append(f"| {row['run']} | {rmse} | {r2} | {delta} | {better} | {row['mean_predictor_rmse']:.4g} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -245,13 +244,6 @@ def summary_table(rows: list[dict[str, Any]], baseline: str) -> str:
 def _interval(value: float, low: float | None, high: float | None, spec: str) -> str:
     text = format(value, spec)
     return text + (f" [{format(low, spec)}, {format(high, spec)}]" if low is not None else "")
-
-
-def _with_ci(row: dict, metric: str) -> str:
-    text = f"{row[metric]:.4g}"
-    if row[f"{metric}_ci_low"] is not None:
-        text += f" [{row[f'{metric}_ci_low']:.3g}, {row[f'{metric}_ci_high']:.3g}]"
-    return text
 
 
 def plot(path: Path, rows: list[dict[str, Any]], title: str) -> None:
