@@ -51,7 +51,7 @@ def test_a_frame_without_muscle_is_named_or_left_out_of_every_feature(short_tria
     np.testing.assert_array_equal(kept["superficial_coeffs"], trial["superficial_coeffs"])  # not declared per-frame
 
 
-def test_phantom_roi_source_gets_its_own_dataset_and_bad_choices_are_named(tmp_path):
+def test_phantom_roi_source_gets_its_own_dataset_and_bad_choices_are_named(tmp_path, monkeypatch):
     config = default.get_config().dataset
     config.data_dir = str(tmp_path)
     assert pipeline.builder_from_config(config).builder_config.roi_source == "oracle"
@@ -60,6 +60,11 @@ def test_phantom_roi_source_gets_its_own_dataset_and_bad_choices_are_named(tmp_p
     config.roi_source = "segmentation"
     segmented = pipeline.builder_from_config(config).builder_config
     assert segmented.name.startswith("phantom_small_") and segmented.roi_source == "segmentation"
+    # The U-Net's weights are part of the dataset's identity: another checkpoint, another name.
+    assert segmented.segmentation_model == pipeline.shipped_segmentation_digest() != ""
+    monkeypatch.setattr(pipeline, "shipped_segmentation_digest", lambda: "a-retrained-model")
+    assert pipeline.builder_from_config(config).builder_config.name != segmented.name
+    monkeypatch.undo()
     config.roi_source = "calibration"
     with pytest.raises(ValueError, match="roi_source for a phantom"):
         pipeline.builder_from_config(config)

@@ -47,6 +47,9 @@ def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.
     roi_source = dataset_config.get("roi_source", "")
     if roi_source and roi_source != base.roi_source:
         variation["roi_source"] = roi_source
+    if (roi_source or base.roi_source) == "segmentation":
+        # The ROIs depend on the shipped U-Net's weights: a retrained model is another dataset.
+        variation["segmentation_model"] = shipped_segmentation_digest()
     if dataset_config.get("skip_bad_frames", False):
         variation["skip_bad_frames"] = True
     if base.source == "phantom":
@@ -76,6 +79,14 @@ def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.
         builder_config = dataclasses.replace(base, name=f"{name}_{digest}", **variation)
     data_dir = str(Path(dataset_config.data_dir).expanduser().resolve())
     return ultrasound_states.UltrasoundStates(config=builder_config, data_dir=data_dir, file_format="array_record")
+
+
+@functools.cache
+def shipped_segmentation_digest() -> str:
+    """A short digest of the shipped segmentation checkpoint's bytes."""
+    from muscle_jax.segmentation.network import SHIPPED_CHECKPOINT
+
+    return hashlib.sha1(SHIPPED_CHECKPOINT.read_bytes()).hexdigest()[:12]
 
 
 def default_manual_dir(source: str) -> str | None:

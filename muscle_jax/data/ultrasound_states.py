@@ -46,7 +46,8 @@ class UltrasoundStatesConfig(tfds.core.BuilderConfig):
     'segmentation' for real layouts; 'oracle' (the phantom's true aponeuroses) or
     'segmentation' (the shipped U-Net on the rendered frame) for the phantom.
     skip_bad_frames: frames the data cannot label or segment are left out (counted, logged)
-    instead of failing the build.
+    instead of failing the build. segmentation_model: a digest of the U-Net that cut the ROIs
+    (set by the pipeline when roi_source is 'segmentation'), so a retrained model builds anew.
     """
 
     source: str = "phantom"
@@ -57,6 +58,7 @@ class UltrasoundStatesConfig(tfds.core.BuilderConfig):
     targets: tuple[str, ...] = STATE_TARGETS
     emg: dict[str, Any] | None = None
     skip_bad_frames: bool = False
+    segmentation_model: str = ""
 
 
 def _phantom_smoke():
