@@ -17,15 +17,15 @@ from absl import app, flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from muscle_jax import intervals, report  # noqa: E402
+from muscle_jax import intervals, report, sweeps  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A finished run's workdir (holds results.json).")
 flags.mark_flag_as_required("workdir")
 
 
 def _interval(stat: dict) -> str:
-    text = f"{stat['mean']:.4g}"
-    return text + (f" [{stat['ci95'][0]:.3g}, {stat['ci95'][1]:.3g}]" if stat.get("ci95") else "")
+    low, high = stat.get("ci95") or (None, None)
+    return sweeps.format_interval(stat["mean"], low, high, ".3g", value_spec=".4g")
 
 
 def table(results: dict) -> str:
@@ -35,14 +35,13 @@ def table(results: dict) -> str:
              "| --- | --- | --- | --- | --- | --- |"]
     models = results["models"]
     for target in results["targets"]:
-        cnn_rmse = [float("nan") if v is None else v for v in models["cnn"][target]["rmse"]["per_fold"]]
+        cnn_rmse = sweeps.per_fold_values(models["cnn"][target]["rmse"])
         for name, summary in models.items():
             delta, better = "—", "—"
             if name != "cnn":
-                baseline_rmse = [float("nan") if v is None else v for v in summary[target]["rmse"]["per_fold"]]
-                difference = intervals.paired_difference(cnn_rmse, baseline_rmse)
-                delta = f"{difference['mean']:+.3g}" + (
-                    f" [{difference['ci95'][0]:+.3g}, {difference['ci95'][1]:+.3g}]" if difference["ci95"] else "")
+                difference = intervals.paired_difference(cnn_rmse, sweeps.per_fold_values(summary[target]["rmse"]))
+                low, high = difference["ci95"] or (None, None)
+                delta = sweeps.format_interval(difference["mean"], low, high, "+.3g")
                 better = f"{difference['folds_lower']}/{difference['folds']}"
             lines.append(f"| {target} ({results['units'][target]}) | {report.MODEL_TITLES.get(name, name)} | "
                          f"{_interval(summary[target]['rmse'])} | {_interval(summary[target]['r2'])} | {delta} | {better} |")

@@ -169,7 +169,7 @@ def comparison_rows(results_by_run: dict[str, dict], baseline: str) -> list[dict
             same_folds = reference is not None and reference["folds"] == results["folds"]
             if name != baseline and same_folds and target in reference["targets"]:
                 difference = intervals.paired_difference(
-                    _per_fold(cnn["rmse"]), _per_fold(reference["models"]["cnn"][target]["rmse"])
+                    per_fold_values(cnn["rmse"]), per_fold_values(reference["models"]["cnn"][target]["rmse"])
                 )
                 if difference:
                     row.update(delta_rmse_vs_baseline=difference["mean"], folds_better=difference["folds_lower"])
@@ -183,7 +183,8 @@ def _ci(stat: dict, side: int) -> float | None:
     return stat["ci95"][side] if stat.get("ci95") else None
 
 
-def _per_fold(stat: dict) -> np.ndarray:
+def per_fold_values(stat: dict) -> np.ndarray:
+    """A results.json metric's per-fold values, undefined folds (null) as NaN."""
     return np.array([np.nan if v is None else v for v in stat["per_fold"]], np.float64)
 
 
@@ -207,10 +208,10 @@ def markdown_table(rows: list[dict[str, Any]], baseline: str) -> str:
         for row in target_rows:
             delta = "—"
             if row["delta_rmse_vs_baseline"] is not None:
-                delta = _interval(row["delta_rmse_vs_baseline"], row["delta_ci_low"], row["delta_ci_high"], "+.3g")
+                delta = format_interval(row["delta_rmse_vs_baseline"], row["delta_ci_low"], row["delta_ci_high"], "+.3g")
             better = f"{row['folds_better']}/{row['folds']}" if row["folds_better"] is not None else "—"
-            rmse = _interval(row["rmse"], row["rmse_ci_low"], row["rmse_ci_high"], ".3g")
-            r2 = _interval(row["r2"], row["r2_ci_low"], row["r2_ci_high"], ".3g")
+            rmse = format_interval(row["rmse"], row["rmse_ci_low"], row["rmse_ci_high"], ".3g")
+            r2 = format_interval(row["r2"], row["r2_ci_low"], row["r2_ci_high"], ".3g")
             lines.append(f"| {row['run']} | {rmse} | {r2} | {delta} | {better} | {row['mean_predictor_rmse']:.4g} |")
         lines.append("")
     return "\n".join(lines)
@@ -229,20 +230,22 @@ def summary_table(rows: list[dict[str, Any]], baseline: str) -> str:
         cells = [run + (" (baseline)" if run == baseline and run != "baseline" else "")]
         for target in targets:
             row = by_key.get((run, target))
-            cells.append("—" if row is None or row["r2"] is None else _interval(row["r2"], row["r2_ci_low"], row["r2_ci_high"], ".3g"))
+            cells.append("—" if row is None or row["r2"] is None else format_interval(row["r2"], row["r2_ci_low"], row["r2_ci_high"], ".3g"))
         for target in targets:
             row = by_key.get((run, target))
             if row is None or row["delta_rmse_vs_baseline"] is None:
                 cells.append("—")
                 continue
-            cells.append(_interval(row["delta_rmse_vs_baseline"], row["delta_ci_low"], row["delta_ci_high"], "+.2g")
+            cells.append(format_interval(row["delta_rmse_vs_baseline"], row["delta_ci_low"], row["delta_ci_high"], "+.2g")
                          + f" {row['folds_better']}/{row['folds']}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _interval(value: float, low: float | None, high: float | None, spec: str) -> str:
-    text = format(value, spec)
+def format_interval(value: float, low: float | None, high: float | None, spec: str, value_spec: str | None = None) -> str:
+    """`value [low, high]` in `spec` (the value in `value_spec` if given); the value alone
+    when there is no interval."""
+    text = format(value, value_spec or spec)
     return text + (f" [{format(low, spec)}, {format(high, spec)}]" if low is not None else "")
 
 
