@@ -10,9 +10,14 @@ Measures, in one process and one after another (so they share the machine's load
   `benchmark.fold_executions` entry (`train.fold_execution`: 'vmap' batches the folds,
   'map' runs them one after another inside the step);
 - `folds_sequential`: K single-model steps one after another (K separate calls);
+- `single_by_compiler_options`: the single model compiled with each `benchmark.
+  compiler_option_variants` entry (the XLA CPU options lever, `muscle_jax/xla_cpu.py`);
 - `input_pipeline`: batches from the configured tfds dataset through grain, without a model;
 - with --torch_python, `pytorch_reference`: the same network and step in PyTorch
-  (experiments/pytorch_reference.py) run in that interpreter, right after the JAX steps.
+  (experiments/pytorch_reference.py) run in that interpreter, right after the JAX steps,
+  with the same allocator setting as this process (`train.keep_freed_memory`,
+  muscle_jax/allocator.py), and `pytorch_reference_other_allocator` with the other one, so
+  that the comparison is like for like and the allocator's effect on PyTorch is on record.
 
 Each step measurement: compile time, warm-up steps (excluded), `repeats` timed steps;
 examples/s as median, min and max over the repeats; process CPU seconds per example (a
@@ -41,8 +46,8 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from muscle_jax import allocator, train, xla_cpu
 from muscle_jax import folds as folds_lib
-from muscle_jax import train
 from muscle_jax.data import pipeline
 from muscle_jax.models import create_model
 
@@ -103,11 +108,16 @@ def throughput(wall_s: list[float], cpu_s: list[float], examples_per_call: int) 
 
 
 def matmul_peak(n: int, repeats: int) -> dict[str, float]:
-    """Best and median FLOP/s of a jitted float32 n×n @ n×n matmul: the machine's measured peak."""
+    """Best and median FLOP/s of a jitted float32 n×n @ n×n matmul: the machine's measured peak.
+
+    Timed with XLA's default options and with the tuned ones; the faster sets the peak.
+    """
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
     b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-    matmul = jax.jit(jnp.matmul)
-    wall, _ = timed_repeats(lambda: matmul(a, b).block_until_ready(), 2, max(repeats, 5))
+    wall: list[float] = []
+    for options in ({}, xla_cpu.compiler_options()):
+        matmul = jax.jit(jnp.matmul, compiler_options=options or None)
+        wall += timed_repeats(lambda: matmul(a, b).block_until_ready(), 2, max(repeats, 5))[0]
     flops = 2.0 * n**3
     return {"flops_per_s": flops / min(wall), "flops_per_s_median": flops / statistics.median(wall), "n": n}
 
@@ -150,16 +160,20 @@ class StepBench:
     """The real fold-stacked train step of a config, compiled for a given K and fold execution."""
 
     def __init__(self, config, model, tx, num_folds: int, fold_execution: str, step_fn=None, compiler_options=None):
-        """`step_fn` (default: `train.make_fold_train_step`) and XLA `compiler_options` are for experiments."""
+        """`step_fn` (default: `train.make_fold_train_step`) is for experiments; XLA `compiler_options`
+        (None: the tuned `xla_cpu.compiler_options()` that training uses, {}: XLA's defaults)."""
         bench = config.benchmark
         self.examples_per_step = num_folds * config.train.batch_size
         self.state = train.create_fold_state(model, tx, config.seed, num_folds, (*bench.image_hw, 1))
         self.images, self.targets = synthetic_batch(
             num_folds, config.train.batch_size, tuple(bench.image_hw), bench.num_targets, config.seed
         )
-        step = step_fn or train.make_fold_train_step(config.seed, fold_execution)
+        if step_fn is None:
+            step, compile_options = train.make_fold_train_step(config.seed, fold_execution, compiler_options=compiler_options), None
+        else:
+            step, compile_options = step_fn, compiler_options
         start = time.perf_counter()
-        self.compiled = step.lower(self.state, self.images, self.targets).compile(compiler_options=compiler_options)
+        self.compiled = step.lower(self.state, self.images, self.targets).compile(compiler_options=compile_options)
         self.compile_s = time.perf_counter() - start
         self.flops_per_step = float(self.compiled.cost_analysis().get("flops", float("nan")))
 
@@ -177,6 +191,21 @@ def step_figures(wall_s, cpu_s, examples_per_call, compile_s, flops_per_example,
     figures["fraction_of_peak"] = figures["achieved_flops_per_s"] / peak_flops_per_s
     figures["memory"] = memory_figures(compiled)
     return figures
+
+
+def compiler_option_variant(name: str) -> dict[str, Any]:
+    """XLA options named in `benchmark.compiler_option_variants`: 'tuned' (what training uses),
+    'xla_defaults' (none), or one option of `xla_cpu.CPU_COMPILER_OPTIONS` alone by its name."""
+    if name == "tuned":
+        return xla_cpu.compiler_options()
+    if name == "xla_defaults":
+        return {}
+    if name in xla_cpu.CPU_COMPILER_OPTIONS:
+        return {name: xla_cpu.CPU_COMPILER_OPTIONS[name]}
+    raise ValueError(
+        f"benchmark.compiler_option_variants: unknown {name!r}; use 'tuned', 'xla_defaults' or one of "
+        f"{sorted(xla_cpu.CPU_COMPILER_OPTIONS)}"
+    )
 
 
 def input_pipeline_figures(config) -> dict[str, Any]:
@@ -213,8 +242,9 @@ def input_pipeline_figures(config) -> dict[str, Any]:
     return figures
 
 
-def pytorch_reference(config, torch_python: str) -> dict[str, Any]:
-    """experiments/pytorch_reference.py with the config's network and batch, in `torch_python`."""
+def pytorch_reference(config, torch_python: str, keep_freed_memory: bool) -> dict[str, Any]:
+    """experiments/pytorch_reference.py with the config's network and batch, in `torch_python`,
+    with or without the allocator setting of muscle_jax/allocator.py."""
     bench = config.benchmark
     if tuple(bench.image_hw)[0] != tuple(bench.image_hw)[1]:
         raise ValueError(f"benchmark.image_hw must be square for the PyTorch reference, got {bench.image_hw}")
@@ -224,19 +254,29 @@ def pytorch_reference(config, torch_python: str) -> dict[str, Any]:
         "--dropout", str(config.model.dropout), "--num_targets", str(bench.num_targets),
         "--image_size", str(bench.image_hw[0]), "--batch_size", str(config.train.batch_size),
         "--warmup", str(bench.warmup_steps + 1), "--repeats", str(max(bench.repeats, 3)),
-    ]
+    ] + (["--keep_freed_memory"] if keep_freed_memory else [])
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stderr[-2000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
-    """All figures of the module docstring, as one JSON-able dict."""
+def run_benchmark(config, torch_python: str = "", keeps_freed_memory: bool = False) -> dict[str, Any]:
+    """All figures of the module docstring, as one JSON-able dict.
+
+    `keeps_freed_memory`: whether this process runs with `allocator.keep_freed_memory()`
+    (it must be set before JAX starts, so `main` applies it and says so here).
+    """
     bench = config.benchmark
     num_folds, batch_size = bench.num_folds, config.train.batch_size
+    # The memory budget is taken before this process allocates anything: memory it frees
+    # later may stay in the process (allocator.keep_freed_memory) and is still its to reuse.
+    available_at_start = available_memory_bytes()
     results: dict[str, Any] = {
         "machine": machine_info(),
+        "keeps_freed_memory": keeps_freed_memory,
+        "available_memory_bytes_at_start": available_at_start,
+        "compiler_options": xla_cpu.compiler_options(),
         "load_average_start": os.getloadavg(),
         "model": config.model.to_dict(),
         "optimizer": config.train.optimizer,
@@ -279,6 +319,21 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         logging.info("single, conv_impl=%s: %.1f examples/s", conv_impl, results["single_by_conv_impl"][conv_impl]["examples_per_s"])
         del other
 
+    # The single model compiled with each set of XLA options (the compiler-options lever, same run).
+    results["single_by_compiler_options"] = {"tuned": results["single"]}
+    for name in bench.compiler_option_variants:
+        options = compiler_option_variant(name)
+        if options == xla_cpu.compiler_options():
+            continue
+        other = StepBench(config, model, tx, 1, "vmap", compiler_options=options)
+        wall, cpu = timed_repeats(other.run, bench.warmup_steps, bench.repeats)
+        results["single_by_compiler_options"][name] = step_figures(
+            wall, cpu, batch_size, other.compile_s, flops_per_example, peak["flops_per_s"], other.compiled
+        )
+        results["single_by_compiler_options"][name]["compiler_options"] = options
+        logging.info("single, compiler options %s: %.1f examples/s", name, results["single_by_compiler_options"][name]["examples_per_s"])
+        del other
+
     # K models one after another: K separate states, each stepped by the single-model program.
     states = [single.state] + [
         train.create_fold_state(model, tx, config.seed + k, 1, (*bench.image_hw, 1)) for k in range(1, num_folds)
@@ -300,12 +355,12 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
     for execution in bench.fold_executions:
         key = f"folds_{'vmapped' if execution == 'vmap' else execution}"
         stacked = StepBench(config, model, tx, num_folds, execution)
-        needed, available = memory_figures(stacked.compiled).get("xla_peak_bytes"), available_memory_bytes()
+        needed, available = memory_figures(stacked.compiled).get("xla_peak_bytes"), available_at_start
         if jax.default_backend() == "cpu" and needed and available and needed > bench.max_memory_fraction * available:
             # A shared host must not be pushed into swapping or the OOM killer: record why, run nothing.
             results[key] = {
                 "examples_per_s": None, "fold_execution": execution, "compile_s": stacked.compile_s,
-                "skipped": f"needs {needed / 2**30:.1f} GiB, {available / 2**30:.1f} GiB available "
+                "skipped": f"needs {needed / 2**30:.1f} GiB, {available / 2**30:.1f} GiB available at the start "
                 f"(limit benchmark.max_memory_fraction={bench.max_memory_fraction})",
                 "memory": memory_figures(stacked.compiled),
             }
@@ -325,10 +380,10 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         del stacked
 
     if torch_python:
-        results["pytorch_reference"] = pytorch_reference(config, torch_python)
-        results["pytorch_reference"]["jax_single_over_pytorch"] = (
-            results["single"]["examples_per_s"] / results["pytorch_reference"]["examples_per_s"]
-        )
+        # Like for like: PyTorch under this process's allocator setting; the other one for the record.
+        for key, keep in (("pytorch_reference", keeps_freed_memory), ("pytorch_reference_other_allocator", not keeps_freed_memory)):
+            results[key] = pytorch_reference(config, torch_python, keep)
+            results[key]["jax_single_over_pytorch"] = results["single"]["examples_per_s"] / results[key]["examples_per_s"]
     results["input_pipeline"] = input_pipeline_figures(config)
     results["load_average_end"] = os.getloadavg()
     return results
@@ -337,38 +392,45 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
 def summary_lines(results: dict[str, Any]) -> list[str]:
     """A readable table of the headline figures."""
     peak = results["peak_flops_per_s"]
+    width = 46  # the longest row label: single[<an XLA option's name>]
     lines = [
         f"machine: {results['machine']['cpu_model']} ({results['machine']['cpu_count']} cores), "
         f"jax {results['machine']['jax']} on {results['machine']['backend']}; "
         f"load average {results['load_average_start'][0]:.1f} → {results['load_average_end'][0]:.1f}",
+        f"XLA options {results['compiler_options'] or 'none'}; allocator "
+        f"{'keeps freed memory' if results['keeps_freed_memory'] else 'glibc default'}",
         f"matmul peak {peak / 1e9:.1f} GFLOP/s; model {results['model_flops_per_example'] / 1e9:.3f} GFLOP per example "
         f"(forward + backward + update)",
-        f"{'measurement':20s} {'examples/s':>10s} {'[min – max]':>16s} {'CPU ms/ex':>9s} {'GFLOP/s':>8s} "
+        f"{'measurement':{width}s} {'examples/s':>10s} {'[min – max]':>16s} {'CPU ms/ex':>9s} {'GFLOP/s':>8s} "
         f"{'of peak':>7s} {'compile s':>9s}",
     ]
     rows = dict(results)
     rows.update({f"single[{impl}]": value for impl, value in results["single_by_conv_impl"].items()})
+    rows.update({f"single[{name}]": value for name, value in results["single_by_compiler_options"].items()})
     for key, value in rows.items():
         if isinstance(value, dict) and "skipped" in value:
-            lines.append(f"{key:20s} skipped: {value['skipped']}")
+            lines.append(f"{key:{width}s} skipped: {value['skipped']}")
         if isinstance(value, dict) and "achieved_flops_per_s" in value:
             lines.append(
-                f"{key:20s} {value['examples_per_s']:10.1f} "
+                f"{key:{width}s} {value['examples_per_s']:10.1f} "
                 f"{'[' + format(value['examples_per_s_min'], '.1f') + ' – ' + format(value['examples_per_s_max'], '.1f') + ']':>16s} "
                 f"{value['cpu_s_per_example'] * 1e3:9.1f} {value['achieved_flops_per_s'] / 1e9:8.1f} "
                 f"{value['fraction_of_peak']:7.1%} {value['compile_s']:9.1f}"
             )
-    if "pytorch_reference" in results:
-        torch_ref = results["pytorch_reference"]
+    for key in ("pytorch_reference", "pytorch_reference_other_allocator"):
+        if key not in results:
+            continue
+        torch_ref = results[key]
+        allocator_setting = "keeps freed memory" if torch_ref["keeps_freed_memory"] else "glibc default allocator"
         lines.append(
-            f"{'pytorch_reference':20s} {torch_ref['examples_per_s']:10.1f} "
+            f"{key:{width}s} {torch_ref['examples_per_s']:10.1f} "
             f"{'[' + format(torch_ref['examples_per_s_min'], '.1f') + ' – ' + format(torch_ref['examples_per_s_max'], '.1f') + ']':>16s} "
-            f"{torch_ref['cpu_s_per_example'] * 1e3:9.1f}   ({torch_ref['framework']}; JAX single / PyTorch = "
-            f"{torch_ref['jax_single_over_pytorch']:.2f})"
+            f"{torch_ref['cpu_s_per_example'] * 1e3:9.1f}   ({torch_ref['framework']}, {allocator_setting}; "
+            f"JAX single / PyTorch = {torch_ref['jax_single_over_pytorch']:.2f})"
         )
     pipe = results["input_pipeline"]
     lines.append(
-        f"{'input_pipeline':20s} {pipe['examples_per_s']:10.1f}   ({pipe['dataset']}, batches {pipe['batch_shape']}, "
+        f"{'input_pipeline':{width}s} {pipe['examples_per_s']:10.1f}   ({pipe['dataset']}, batches {pipe['batch_shape']}, "
         f"{pipe['input_threads']} threads)"
     )
     return lines
@@ -378,7 +440,9 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
-    results = run_benchmark(_CONFIG.value, _TORCH_PYTHON.value)
+    # Before the first JAX computation: XLA's threads take their allocator arena when they start.
+    keeps_freed_memory = _CONFIG.value.train.keep_freed_memory and allocator.keep_freed_memory()
+    results = run_benchmark(_CONFIG.value, _TORCH_PYTHON.value, keeps_freed_memory)
     print("\n".join(summary_lines(results)))
     if _JSON.value:
         path = Path(_JSON.value)

@@ -18,10 +18,12 @@ session as the JAX measurements, so the two figures share the machine's load.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -89,6 +91,15 @@ def measure(args: argparse.Namespace) -> dict:
     }
 
 
+def keep_freed_memory() -> bool:
+    """muscle_jax/allocator.py's setting, loaded by path: this environment has torch, not muscle_jax's deps."""
+    path = Path(__file__).resolve().parents[1] / "muscle_jax" / "allocator.py"
+    spec = importlib.util.spec_from_file_location("muscle_jax_allocator", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.keep_freed_memory()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--channels", type=int, nargs="+", default=[32, 64, 128, 256])
@@ -100,8 +111,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", default="", help="also write the result to this file")
+    parser.add_argument(
+        "--keep_freed_memory", action="store_true",
+        help="apply muscle_jax/allocator.py's glibc setting first, as experiments/benchmark.py does for JAX",
+    )
     args = parser.parse_args()
+    keeps_freed_memory = keep_freed_memory() if args.keep_freed_memory else False
     result = measure(args)
+    result["keeps_freed_memory"] = keeps_freed_memory
     print(json.dumps(result))
     if args.json:
         with open(args.json, "w") as f:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from muscle_jax import checkpoint, evaluate, folds
+from muscle_jax import checkpoint, evaluate, folds, xla_cpu
 from muscle_jax.data.pipeline import LabelStats
 from muscle_jax.models import create_model
 
@@ -107,5 +107,5 @@ def load(workdir: str | Path) -> Ensemble:
 
     return Ensemble(
         config=config, targets=targets, image_shape=image_shape, params=state.params, stats=stats, step=step,
-        _predict_chunk=jax.jit(predict_all_folds),
+        _predict_chunk=jax.jit(predict_all_folds, compiler_options=xla_cpu.compiler_options() or None),
     )

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from muscle_jax import xla_cpu
 from muscle_jax.folds import Folds, over_folds
 
 SUM_NAMES = ("sse", "count", "sum_y", "sum_y2", "sum_p", "sum_p2", "sum_yp")
@@ -89,7 +90,7 @@ def make_eval_step(apply_fn: Callable, execution: str = "vmap") -> Callable:
         predictions_ExT = predict_physical(apply_fn, params, images_ExHxWx1, mean_T, std_T)
         return predictions_ExT, metric_sums(predictions_ExT, targets_ExT, valid_E)
 
-    return jax.jit(over_folds(per_fold, execution))
+    return jax.jit(over_folds(per_fold, execution), compiler_options=xla_cpu.compiler_options() or None)
 
 
 def collect_predictions(chunks: Iterator, num_records: int, num_targets: int) -> np.ndarray:

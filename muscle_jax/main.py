@@ -12,7 +12,7 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-from muscle_jax import train
+from muscle_jax import allocator, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, results and plots.")
@@ -25,6 +25,8 @@ def main(argv: list[str]) -> None:
     logging.getLogger().setLevel(logging.INFO)
     # orbax and tfds log every file operation through absl at INFO; keep the run's own lines readable.
     logging.getLogger("absl").setLevel(logging.WARNING)
+    if _CONFIG.value.train.keep_freed_memory:
+        allocator.keep_freed_memory()  # before the first JAX computation starts XLA's threads
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     print((Path(_WORKDIR.value) / "results.md").read_text())
 

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from muscle_jax import augment, checkpoint, evaluate, folds as folds_lib, report, sharding
+from muscle_jax import augment, checkpoint, evaluate, folds as folds_lib, report, sharding, xla_cpu
 from muscle_jax.data import pipeline
 from muscle_jax.models import create_model
 
@@ -76,15 +76,21 @@ def train_step(state: TrainState, images_BxHxWx1, targets_BxT, fold_index, seed:
     return state.apply_gradients(grads=grads), {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
 
-def make_fold_train_step(seed: int, fold_execution: str, augment_config=None) -> Callable:
-    """(state_K, batch with [K, B, ...] arrays) → (state_K, metrics_K), jitted, the state donated."""
+def make_fold_train_step(
+    seed: int, fold_execution: str, augment_config=None, compiler_options: dict[str, Any] | None = None
+) -> Callable:
+    """(state_K, batch with [K, B, ...] arrays) → (state_K, metrics_K), jitted, the state donated.
+
+    `compiler_options` are XLA's; None means `xla_cpu.compiler_options()` (tuned on CPU).
+    """
 
     def fold_step(state, images_KxBxHxWx1, targets_KxBxT):
         per_fold = lambda s, x, y, k: train_step(s, x, y, k, seed, augment_config)  # noqa: E731
         fold_indices = jnp.arange(images_KxBxHxWx1.shape[0])
         return folds_lib.over_folds(per_fold, fold_execution)(state, images_KxBxHxWx1, targets_KxBxT, fold_indices)
 
-    return jax.jit(fold_step, donate_argnums=0)
+    options = xla_cpu.compiler_options() if compiler_options is None else compiler_options
+    return jax.jit(fold_step, donate_argnums=0, compiler_options=options or None)
 
 
 def fold_placement(config: ml_collections.ConfigDict, num_folds: int):
