@@ -91,6 +91,42 @@ def measure(args: argparse.Namespace) -> dict:
     }
 
 
+def per_layer(args: argparse.Namespace) -> list[dict]:
+    """Median ms of each conv layer's forward and its backward (input and kernel gradients) alone."""
+    torch.manual_seed(0)
+    rows, size, in_channels = [], args.image_size, 1
+    for features in args.channels:
+        for _ in range(2):
+            conv = nn.Conv2d(in_channels, features, 3, padding=1).to(memory_format=torch.channels_last)
+            x = torch.randn(args.batch_size, in_channels, size, size).to(memory_format=torch.channels_last)
+            x.requires_grad_(in_channels > 1)  # the image itself needs no gradient in training
+            grad = torch.randn(args.batch_size, features, size, size).to(memory_format=torch.channels_last)
+            y = conv(x)
+            wrt = [x, conv.weight] if in_channels > 1 else [conv.weight]
+
+            def forward() -> None:
+                with torch.no_grad():
+                    conv(x)
+
+            def backward() -> None:
+                torch.autograd.grad(y, wrt, grad, retain_graph=True)
+
+            timings = {}
+            for name, function in (("forward_ms", forward), ("backward_ms", backward)):
+                function()
+                seconds = []
+                for _ in range(args.repeats):
+                    start = time.perf_counter()
+                    function()
+                    seconds.append(time.perf_counter() - start)
+                timings[name] = statistics.median(seconds) * 1e3
+            gflop = 2 * args.batch_size * size * size * 9 * in_channels * features / 1e9
+            rows.append({"layer": f"{size}x{size} {in_channels}->{features}", "gflop": gflop, **timings})
+            in_channels = features
+        size //= 2
+    return rows
+
+
 def keep_freed_memory() -> bool:
     """muscle_jax/allocator.py's setting, loaded by path: this environment has torch, not muscle_jax's deps."""
     path = Path(__file__).resolve().parents[1] / "muscle_jax" / "allocator.py"
@@ -112,11 +148,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", default="", help="also write the result to this file")
     parser.add_argument(
+        "--per_layer", action="store_true",
+        help="instead of the train step, time each conv layer's forward and backward alone (JSON line per layer)",
+    )
+    parser.add_argument(
         "--keep_freed_memory", action="store_true",
         help="apply muscle_jax/allocator.py's glibc setting first, as experiments/benchmark.py does for JAX",
     )
     args = parser.parse_args()
     keeps_freed_memory = keep_freed_memory() if args.keep_freed_memory else False
+    if args.per_layer:
+        for row in per_layer(args):
+            print(json.dumps(row))
+        return
     result = measure(args)
     result["keeps_freed_memory"] = keeps_freed_memory
     print(json.dumps(result))
