@@ -22,8 +22,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.dropout = 0.5
     config.model.norm = "none"
     config.model.dtype = "float32"
-    # What training uses (configs/default.py): XLA's convolution, folds unrolled on one CPU.
-    config.model.conv_impl = "xla"
+    # XLA's convolution with its kernel gradient in chunks of 8 images: at this size (128×128,
+    # batch 64) 7–15% faster per step than plain 'xla' on the 2-core CPU; at the default
+    # config's 64×64 × 32 plain 'xla' is faster, which is why configs/default.py keeps it.
+    config.model.conv_impl = "xla_chunked_wgrad"
     config.train.batch_size = 64  # per fold
     config.train.optimizer = "adam"  # the loss is the train step's MSE
 
@@ -39,7 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
     # 'unroll' is what training uses on one CPU device ('auto'); 'vmap' is its choice elsewhere.
     config.benchmark.fold_executions = ("unroll", "vmap")
     # The single model is also measured with these conv_impls (the formulation lever).
-    config.benchmark.single_conv_impls = ("xla", "matmul")
+    config.benchmark.single_conv_impls = ("xla_chunked_wgrad", "xla", "matmul")
     # The single model is also compiled with these XLA options (experiments/benchmark.py's
     # compiler_option_variant): the tuned set training uses is the `single` figure itself.
     config.benchmark.compiler_option_variants = (

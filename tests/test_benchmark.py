@@ -31,8 +31,8 @@ def test_benchmark_writes_every_figure(smoke_dataset, tmp_path):
         assert 0 < results[key]["fraction_of_peak"] < 1.5, key
     assert results["model_flops_per_example"] > 0 and results["peak_flops_per_s"] > 0
     assert set(results["compile_s"]) >= {"single", "folds_unroll", "folds_vmapped"}
-    assert results["model"]["channels"] == [4, 8] and results["model"]["conv_impl"] == "xla"
-    assert set(results["single_by_conv_impl"]) == {"xla", "matmul"}
+    assert results["model"]["channels"] == [4, 8] and results["model"]["conv_impl"] == "xla_chunked_wgrad"
+    assert set(results["single_by_conv_impl"]) == {"xla_chunked_wgrad", "matmul"}
     assert set(results["single_by_compiler_options"]) == {"tuned", "xla_defaults"}
     assert results["single_by_compiler_options"]["xla_defaults"]["compiler_options"] == {}
     assert results["keeps_freed_memory"] is True

@@ -40,6 +40,18 @@ def test_conv_matches_flax_conv_values_and_gradients(impl):
         np.testing.assert_allclose(got[0][name], want[0][name], **_TOL)
 
 
+def test_chunked_kernel_gradient_sums_every_chunk_including_a_short_last_one():
+    batch = 2 * layers.WGRAD_CHUNK_IMAGES + 3  # two full chunks and a short one
+    x = jax.random.normal(jax.random.key(0), (batch, 6, 6, 3))
+    kernel = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
+    weights = jax.random.normal(jax.random.key(2), (batch, 6, 6, 4))
+    loss = lambda conv: lambda x, k: jnp.sum(weights * jnp.tanh(conv(x, k)))  # noqa: E731
+    got = jax.grad(loss(layers.conv_same_xla_chunked_wgrad), argnums=(0, 1))(x, kernel)
+    want = jax.grad(loss(layers.conv_same_xla), argnums=(0, 1))(x, kernel)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, **_TOL)
+
+
 @pytest.mark.parametrize("impl", layers.CONV_IMPLS)
 def test_conv_vmapped_over_folds_equals_each_fold_alone(impl):
     conv = layers.make_conv(impl, 4, 3)
