@@ -33,9 +33,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.benchmark.num_folds = 8
     config.benchmark.image_hw = (128, 128)  # synthetic uint8 images of 1 channel
     config.benchmark.num_targets = 3
-    # Per measurement, after compilation; excluded. 3: the allocator reaches its steady state
-    # (no page faults) within the first three steps of a 128×128 model.
-    config.benchmark.warmup_steps = 3
+    # Per measurement, after compilation; excluded. 5: the allocator (which the benchmark
+    # trims between measurements) reaches its steady state, no page faults, within them;
+    # with 3, one run's first measurement still caught the heap growing.
+    config.benchmark.warmup_steps = 5
     config.benchmark.repeats = 5  # timed steps per measurement: median and spread
     # How K folds run in one jitted step: each entry is measured (train.fold_execution values).
     # 'unroll' is what training uses on one CPU device ('auto'); 'vmap' is its choice elsewhere.

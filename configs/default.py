@@ -67,9 +67,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.checkpoint_every = 100
     config.train.max_checkpoints = 2
     config.train.input_threads = 2
-    # Let glibc reuse freed memory rather than unmap it (muscle_jax/allocator.py): without it
-    # every step on CPU re-faults its large buffers from the kernel. Costs: peak memory stays resident.
-    config.train.keep_freed_memory = True
+    # Large buffers on transparent huge pages (muscle_jax/allocator.py: the command restarts
+    # itself once with glibc's hugetlb tunable): without them every CPU step faults its large
+    # buffers in from the kernel 4 KiB at a time.
+    config.train.huge_pages = True
 
     # Training-time augmentation (muscle_jax/augment.py): what a new participant changes.
     config.augment = ml_collections.ConfigDict()

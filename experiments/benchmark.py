@@ -15,7 +15,7 @@ Measures, in one process and one after another (so they share the machine's load
 - `input_pipeline`: batches from the configured tfds dataset through grain, without a model;
 - with --torch_python, `pytorch_reference`: the same network and step in PyTorch
   (experiments/pytorch_reference.py) run in that interpreter, right after the JAX steps,
-  with the same allocator setting as this process (`train.keep_freed_memory`,
+  with the same allocator setting as this process (`train.huge_pages`,
   muscle_jax/allocator.py), and `pytorch_reference_other_allocator` with the other one, so
   that the comparison is like for like and the allocator's effect on PyTorch is on record.
 
@@ -28,6 +28,7 @@ of the measured matmul peak; memory from XLA's memory analysis and the process's
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -193,6 +194,11 @@ def step_figures(wall_s, cpu_s, examples_per_call, compile_s, flops_per_example,
     return figures
 
 
+def release_memory() -> None:
+    """Between measurements: drop dead arrays before the next program allocates its own."""
+    gc.collect()
+
+
 def compiler_option_variant(name: str) -> dict[str, Any]:
     """XLA options named in `benchmark.compiler_option_variants`: 'tuned' (what training uses),
     'xla_defaults' (none), or one option of `xla_cpu.CPU_COMPILER_OPTIONS` alone by its name."""
@@ -242,7 +248,7 @@ def input_pipeline_figures(config) -> dict[str, Any]:
     return figures
 
 
-def pytorch_reference(config, torch_python: str, keep_freed_memory: bool) -> dict[str, Any]:
+def pytorch_reference(config, torch_python: str, huge_pages: bool) -> dict[str, Any]:
     """experiments/pytorch_reference.py with the config's network and batch, in `torch_python`,
     with or without the allocator setting of muscle_jax/allocator.py."""
     bench = config.benchmark
@@ -254,27 +260,30 @@ def pytorch_reference(config, torch_python: str, keep_freed_memory: bool) -> dic
         "--dropout", str(config.model.dropout), "--num_targets", str(bench.num_targets),
         "--image_size", str(bench.image_hw[0]), "--batch_size", str(config.train.batch_size),
         "--warmup", str(bench.warmup_steps + 1), "--repeats", str(max(bench.repeats, 3)),
-    ] + (["--keep_freed_memory"] if keep_freed_memory else [])
-    completed = subprocess.run(command, capture_output=True, text=True)
+    ]
+    environ = dict(os.environ)
+    if huge_pages:
+        environ = allocator.with_huge_pages(environ)
+    else:
+        environ["GLIBC_TUNABLES"] = ":".join(
+            item for item in environ.get("GLIBC_TUNABLES", "").split(":") if item and item != allocator.HUGE_PAGES_TUNABLE
+        )
+    completed = subprocess.run(command, capture_output=True, text=True, env=environ)
     if completed.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stderr[-2000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def run_benchmark(config, torch_python: str = "", keeps_freed_memory: bool = False) -> dict[str, Any]:
+def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
     """All figures of the module docstring, as one JSON-able dict.
 
-    `keeps_freed_memory`: whether this process runs with `allocator.keep_freed_memory()`
-    (it must be set before JAX starts, so `main` applies it and says so here).
     """
     bench = config.benchmark
     num_folds, batch_size = bench.num_folds, config.train.batch_size
-    # The memory budget is taken before this process allocates anything: memory it frees
-    # later may stay in the process (allocator.keep_freed_memory) and is still its to reuse.
     available_at_start = available_memory_bytes()
     results: dict[str, Any] = {
         "machine": machine_info(),
-        "keeps_freed_memory": keeps_freed_memory,
+        "huge_pages": allocator.uses_huge_pages(),
         "available_memory_bytes_at_start": available_at_start,
         "compiler_options": xla_cpu.compiler_options(),
         "load_average_start": os.getloadavg(),
@@ -318,6 +327,7 @@ def run_benchmark(config, torch_python: str = "", keeps_freed_memory: bool = Fal
         )
         logging.info("single, conv_impl=%s: %.1f examples/s", conv_impl, results["single_by_conv_impl"][conv_impl]["examples_per_s"])
         del other
+        release_memory()
 
     # The single model compiled with each set of XLA options (the compiler-options lever, same run).
     results["single_by_compiler_options"] = {"tuned": results["single"]}
@@ -333,6 +343,7 @@ def run_benchmark(config, torch_python: str = "", keeps_freed_memory: bool = Fal
         results["single_by_compiler_options"][name]["compiler_options"] = options
         logging.info("single, compiler options %s: %.1f examples/s", name, results["single_by_compiler_options"][name]["examples_per_s"])
         del other
+        release_memory()
 
     # K models one after another: K separate states, each stepped by the single-model program.
     states = [single.state] + [
@@ -351,6 +362,7 @@ def run_benchmark(config, torch_python: str = "", keeps_freed_memory: bool = Fal
     )
     logging.info("folds_sequential: %.1f examples/s", results["folds_sequential"]["examples_per_s"])
     del states
+    release_memory()
 
     for execution in bench.fold_executions:
         key = f"folds_{'vmapped' if execution == 'vmap' else execution}"
@@ -367,6 +379,7 @@ def run_benchmark(config, torch_python: str = "", keeps_freed_memory: bool = Fal
             results["compile_s"][key] = stacked.compile_s
             logging.info("%s skipped: %s", key, results[key]["skipped"])
             del stacked
+            release_memory()
             continue
         wall, cpu = timed_repeats(stacked.run, bench.warmup_steps, bench.repeats)
         results[key] = step_figures(
@@ -378,11 +391,13 @@ def run_benchmark(config, torch_python: str = "", keeps_freed_memory: bool = Fal
         results["compile_s"][key] = stacked.compile_s
         logging.info("%s: %.1f examples/s", key, results[key]["examples_per_s"])
         del stacked
+        release_memory()
 
     if torch_python:
         # Like for like: PyTorch under this process's allocator setting; the other one for the record.
-        for key, keep in (("pytorch_reference", keeps_freed_memory), ("pytorch_reference_other_allocator", not keeps_freed_memory)):
-            results[key] = pytorch_reference(config, torch_python, keep)
+        same = results["huge_pages"]
+        for key, huge_pages in (("pytorch_reference", same), ("pytorch_reference_other_allocator", not same)):
+            results[key] = pytorch_reference(config, torch_python, huge_pages)
             results[key]["jax_single_over_pytorch"] = results["single"]["examples_per_s"] / results[key]["examples_per_s"]
     results["input_pipeline"] = input_pipeline_figures(config)
     results["load_average_end"] = os.getloadavg()
@@ -398,7 +413,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         f"jax {results['machine']['jax']} on {results['machine']['backend']}; "
         f"load average {results['load_average_start'][0]:.1f} → {results['load_average_end'][0]:.1f}",
         f"XLA options {results['compiler_options'] or 'none'}; allocator "
-        f"{'keeps freed memory' if results['keeps_freed_memory'] else 'glibc default'}",
+        f"{'huge pages (glibc.malloc.hugetlb=1)' if results['huge_pages'] else 'glibc default'}",
         f"matmul peak {peak / 1e9:.1f} GFLOP/s; model {results['model_flops_per_example'] / 1e9:.3f} GFLOP per example "
         f"(forward + backward + update)",
         f"{'measurement':{width}s} {'examples/s':>10s} {'[min – max]':>16s} {'CPU ms/ex':>9s} {'GFLOP/s':>8s} "
@@ -421,7 +436,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         if key not in results:
             continue
         torch_ref = results[key]
-        allocator_setting = "keeps freed memory" if torch_ref["keeps_freed_memory"] else "glibc default allocator"
+        allocator_setting = "huge pages" if torch_ref["huge_pages"] else "glibc default allocator"
         lines.append(
             f"{key:{width}s} {torch_ref['examples_per_s']:10.1f} "
             f"{'[' + format(torch_ref['examples_per_s_min'], '.1f') + ' – ' + format(torch_ref['examples_per_s_max'], '.1f') + ']':>16s} "
@@ -440,9 +455,9 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
-    # Before the first JAX computation: XLA's threads take their allocator arena when they start.
-    keeps_freed_memory = _CONFIG.value.train.keep_freed_memory and allocator.keep_freed_memory()
-    results = run_benchmark(_CONFIG.value, _TORCH_PYTHON.value, keeps_freed_memory)
+    if _CONFIG.value.train.huge_pages:
+        allocator.reexec_with_huge_pages()  # restarts this command once, before any work
+    results = run_benchmark(_CONFIG.value, _TORCH_PYTHON.value)
     print("\n".join(summary_lines(results)))
     if _JSON.value:
         path = Path(_JSON.value)

@@ -1,13 +1,14 @@
 """Time each convolution of the pinned benchmark network alone: forward, input gradient, kernel gradient.
 
     python experiments/conv_layer_times.py [--batch_size 64] [--image_size 128] [--xla_defaults]
+        [--conv_impl xla_chunked_wgrad]
 
 For every conv layer of configs/benchmark.py's convnet (3×3, 'same', XLA convolution) it
 prints the median time of the three convolutions a train step runs and their GFLOP/s, under
 the tuned XLA CPU options (muscle_jax/xla_cpu.py) or, with --xla_defaults, under XLA's
-defaults. The process keeps freed memory (muscle_jax/allocator.py) unless --glibc_default,
-so that page faults of fresh output buffers do not dominate the small layers. This is the
-per-layer evidence behind docs/performance.md's lever table.
+defaults. Large buffers go on huge pages (muscle_jax/allocator.py; the script restarts
+itself once) unless --glibc_default, so that page faults of fresh output buffers do not
+dominate the small layers. This is the per-layer evidence behind docs/performance.md.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ def main() -> None:
     parser.add_argument("--channels", type=int, nargs="+", default=[32, 64, 128, 256])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--xla_defaults", action="store_true", help="compile with XLA's default options")
+    parser.add_argument("--conv_impl", default="xla", help="'xla' or 'xla_chunked_wgrad' (muscle_jax/models/layers.py)")
     parser.add_argument("--glibc_default", action="store_true", help="leave glibc's allocator as it is")
     args = parser.parse_args()
     if not args.glibc_default:
-        allocator.keep_freed_memory()  # before JAX starts its threads
+        allocator.reexec_with_huge_pages()
 
     import jax
 
@@ -51,13 +53,13 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         return statistics.median(times) * 1e3
 
-    conv = layers.conv_same_xla
+    conv = {"xla": layers.conv_same_xla, "xla_chunked_wgrad": layers.conv_same_xla_chunked_wgrad}[args.conv_impl]
     forward = jax.jit(conv, compiler_options=options)
     input_gradient = jax.jit(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0], compiler_options=options)
     kernel_gradient = jax.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0], compiler_options=options)
 
-    print(f"batch {args.batch_size}, options {'XLA defaults' if options is None else options}, "
-          f"allocator {'glibc default' if args.glibc_default else 'keeps freed memory'}")
+    print(f"{args.conv_impl}, batch {args.batch_size}, options {'XLA defaults' if options is None else options}, "
+          f"huge pages {allocator.uses_huge_pages()}")
     print(f"{'layer':24s} {'GFLOP':>6s} {'forward ms':>11s} {'input grad ms':>14s} {'kernel grad ms':>15s}  (GFLOP/s)")
     size, in_channels = args.image_size, 1
     keys = iter(jax.random.split(jax.random.key(0), 3 * 2 * len(args.channels)))

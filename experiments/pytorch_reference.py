@@ -18,12 +18,11 @@ session as the JAX measurements, so the two figures share the machine's load.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
+import os
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -127,15 +126,6 @@ def per_layer(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def keep_freed_memory() -> bool:
-    """muscle_jax/allocator.py's setting, loaded by path: this environment has torch, not muscle_jax's deps."""
-    path = Path(__file__).resolve().parents[1] / "muscle_jax" / "allocator.py"
-    spec = importlib.util.spec_from_file_location("muscle_jax_allocator", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.keep_freed_memory()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--channels", type=int, nargs="+", default=[32, 64, 128, 256])
@@ -151,18 +141,14 @@ def main() -> None:
         "--per_layer", action="store_true",
         help="instead of the train step, time each conv layer's forward and backward alone (JSON line per layer)",
     )
-    parser.add_argument(
-        "--keep_freed_memory", action="store_true",
-        help="apply muscle_jax/allocator.py's glibc setting first, as experiments/benchmark.py does for JAX",
-    )
     args = parser.parse_args()
-    keeps_freed_memory = keep_freed_memory() if args.keep_freed_memory else False
     if args.per_layer:
         for row in per_layer(args):
             print(json.dumps(row))
         return
     result = measure(args)
-    result["keeps_freed_memory"] = keeps_freed_memory
+    # Set by experiments/benchmark.py (or by hand) to compare under the same allocator setting.
+    result["huge_pages"] = "glibc.malloc.hugetlb=1" in os.environ.get("GLIBC_TUNABLES", "").split(":")
     print(json.dumps(result))
     if args.json:
         with open(args.json, "w") as f:

@@ -1,50 +1,52 @@
-"""Keep large freed buffers in the process instead of handing them back to the kernel (glibc).
+"""Large buffers on transparent huge pages (glibc), so that a CPU step does not fault 4 KiB pages.
 
-By default glibc serves every allocation above 32 MiB with its own `mmap` and returns it
-with `munmap` when freed. A training step on CPU allocates and frees the same large
-activation buffers every step, so every step the kernel maps fresh pages and zeroes them
-on first touch: about 224,000 page faults and 0.4 CPU-seconds of kernel time per step of
-the pinned benchmark network (docs/performance.md). `keep_freed_memory` makes glibc reuse
-freed memory instead, so after the first few steps a step faults no pages. The price is
-that the process keeps its peak memory resident until it exits.
+glibc serves every allocation above 32 MiB with its own `mmap` and unmaps it when freed. A
+training step on CPU allocates and frees the same large activation buffers every step, so
+every step the kernel maps fresh 4 KiB pages and faults them in one by one: about 224,000
+page faults and 0.4 CPU-seconds of kernel time per step of the pinned benchmark network
+(docs/performance.md). With glibc's `glibc.malloc.hugetlb=1` tunable, glibc asks for
+transparent huge pages (2 MiB) for those mappings and a step faults about 1,100 times,
+with no change to how much memory the process holds.
 
-This module needs only the standard library, so that the PyTorch reference
-(`experiments/pytorch_reference.py`) can apply the very same setting in its own environment.
+glibc reads tunables only when a process starts, so `reexec_with_huge_pages` restarts the
+running command with the tunable set. Where the kernel's transparent huge pages are off
+("never") or glibc predates 2.35, the tunable changes nothing.
+
+This module needs only the standard library.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
+import os
 import sys
 
-# mallopt(3) parameter numbers from glibc's <malloc.h>.
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_MAX = -4
-_M_ARENA_MAX = -8
-
-# One arena: memory freed by one of XLA's threads is reused by any other. Without it a
-# worker thread's arena cannot grow beyond 64 MiB and falls back to mmap anyway. No mmap
-# and a trim threshold of SIZE_MAX (-1 read as size_t): freed memory is never returned.
-_SETTINGS = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1))
+HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"
 
 
-def keep_freed_memory() -> bool:
-    """Sets glibc's allocator to reuse freed memory rather than unmap it; True if it took effect.
+def uses_huge_pages(environ: dict[str, str] | None = None) -> bool:
+    """Whether `environ` (default: this process's) sets glibc's huge-page tunable."""
+    tunables = (os.environ if environ is None else environ).get("GLIBC_TUNABLES", "")
+    return HUGE_PAGES_TUNABLE in tunables.split(":")
 
-    Call it at the start of a process, before the first JAX computation: threads started
-    earlier keep the allocator arena they already have. Off Linux/glibc (macOS, musl) it
-    changes nothing and returns False.
+
+def with_huge_pages(environ: dict[str, str]) -> dict[str, str]:
+    """A copy of `environ` whose GLIBC_TUNABLES also asks for huge pages."""
+    if uses_huge_pages(environ):
+        return dict(environ)
+    tunables = [item for item in environ.get("GLIBC_TUNABLES", "").split(":") if item]
+    return {**environ, "GLIBC_TUNABLES": ":".join(tunables + [HUGE_PAGES_TUNABLE])}
+
+
+def reexec_with_huge_pages() -> None:
+    """Restarts this command with the huge-page tunable, unless it is set already or off Linux.
+
+    Call it first thing in a command-line entry point, before any work: on Linux it does not
+    return (the process image is replaced by the same command, arguments unchanged).
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    applied = all(mallopt(parameter, value) == 1 for parameter, value in _SETTINGS)
-    if applied:
-        logging.info("allocator: glibc keeps freed memory in the process (one arena, no mmap, no trim)")
-    return applied
+    if not sys.platform.startswith("linux") or uses_huge_pages():
+        return
+    logging.info("allocator: restarting with GLIBC_TUNABLES=%s (huge pages for large buffers)", HUGE_PAGES_TUNABLE)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, sys.orig_argv, with_huge_pages(dict(os.environ)))

@@ -25,8 +25,8 @@ def main(argv: list[str]) -> None:
     logging.getLogger().setLevel(logging.INFO)
     # orbax and tfds log every file operation through absl at INFO; keep the run's own lines readable.
     logging.getLogger("absl").setLevel(logging.WARNING)
-    if _CONFIG.value.train.keep_freed_memory:
-        allocator.keep_freed_memory()  # before the first JAX computation starts XLA's threads
+    if _CONFIG.value.train.huge_pages:
+        allocator.reexec_with_huge_pages()  # restarts this command once, before any work
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     print((Path(_WORKDIR.value) / "results.md").read_text())
 
