@@ -194,11 +194,6 @@ def step_figures(wall_s, cpu_s, examples_per_call, compile_s, flops_per_example,
     return figures
 
 
-def release_memory() -> None:
-    """Between measurements: drop dead arrays before the next program allocates its own."""
-    gc.collect()
-
-
 def compiler_option_variant(name: str) -> dict[str, Any]:
     """XLA options named in `benchmark.compiler_option_variants`: 'tuned' (what training uses),
     'xla_defaults' (none), or one option of `xla_cpu.CPU_COMPILER_OPTIONS` alone by its name."""
@@ -261,13 +256,7 @@ def pytorch_reference(config, torch_python: str, huge_pages: bool) -> dict[str, 
         "--image_size", str(bench.image_hw[0]), "--batch_size", str(config.train.batch_size),
         "--warmup", str(bench.warmup_steps + 1), "--repeats", str(max(bench.repeats, 3)),
     ]
-    environ = dict(os.environ)
-    if huge_pages:
-        environ = allocator.with_huge_pages(environ)
-    else:
-        environ["GLIBC_TUNABLES"] = ":".join(
-            item for item in environ.get("GLIBC_TUNABLES", "").split(":") if item and item != allocator.HUGE_PAGES_TUNABLE
-        )
+    environ = (allocator.with_huge_pages if huge_pages else allocator.without_huge_pages)(dict(os.environ))
     completed = subprocess.run(command, capture_output=True, text=True, env=environ)
     if completed.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stderr[-2000:]}")
@@ -275,9 +264,7 @@ def pytorch_reference(config, torch_python: str, huge_pages: bool) -> dict[str, 
 
 
 def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
-    """All figures of the module docstring, as one JSON-able dict.
-
-    """
+    """All figures of the module docstring, as one JSON-able dict."""
     bench = config.benchmark
     num_folds, batch_size = bench.num_folds, config.train.batch_size
     available_at_start = available_memory_bytes()
@@ -327,7 +314,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         )
         logging.info("single, conv_impl=%s: %.1f examples/s", conv_impl, results["single_by_conv_impl"][conv_impl]["examples_per_s"])
         del other
-        release_memory()
+        gc.collect()  # dead arrays go before the next program allocates its own
 
     # The single model compiled with each set of XLA options (the compiler-options lever, same run).
     results["single_by_compiler_options"] = {"tuned": results["single"]}
@@ -343,7 +330,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         results["single_by_compiler_options"][name]["compiler_options"] = options
         logging.info("single, compiler options %s: %.1f examples/s", name, results["single_by_compiler_options"][name]["examples_per_s"])
         del other
-        release_memory()
+        gc.collect()
 
     # K models one after another: K separate states, each stepped by the single-model program.
     states = [single.state] + [
@@ -362,7 +349,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
     )
     logging.info("folds_sequential: %.1f examples/s", results["folds_sequential"]["examples_per_s"])
     del states
-    release_memory()
+    gc.collect()
 
     for execution in bench.fold_executions:
         key = f"folds_{'vmapped' if execution == 'vmap' else execution}"
@@ -379,7 +366,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
             results["compile_s"][key] = stacked.compile_s
             logging.info("%s skipped: %s", key, results[key]["skipped"])
             del stacked
-            release_memory()
+            gc.collect()
             continue
         wall, cpu = timed_repeats(stacked.run, bench.warmup_steps, bench.repeats)
         results[key] = step_figures(
@@ -391,7 +378,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         results["compile_s"][key] = stacked.compile_s
         logging.info("%s: %.1f examples/s", key, results[key]["examples_per_s"])
         del stacked
-        release_memory()
+        gc.collect()
 
     if torch_python:
         # Like for like: PyTorch under this process's allocator setting; the other one for the record.

@@ -30,12 +30,18 @@ def uses_huge_pages(environ: dict[str, str] | None = None) -> bool:
     return HUGE_PAGES_TUNABLE in tunables.split(":")
 
 
+def _other_tunables(environ: dict[str, str]) -> list[str]:
+    return [item for item in environ.get("GLIBC_TUNABLES", "").split(":") if item and item != HUGE_PAGES_TUNABLE]
+
+
 def with_huge_pages(environ: dict[str, str]) -> dict[str, str]:
     """A copy of `environ` whose GLIBC_TUNABLES also asks for huge pages."""
-    if uses_huge_pages(environ):
-        return dict(environ)
-    tunables = [item for item in environ.get("GLIBC_TUNABLES", "").split(":") if item]
-    return {**environ, "GLIBC_TUNABLES": ":".join(tunables + [HUGE_PAGES_TUNABLE])}
+    return {**environ, "GLIBC_TUNABLES": ":".join(_other_tunables(environ) + [HUGE_PAGES_TUNABLE])}
+
+
+def without_huge_pages(environ: dict[str, str]) -> dict[str, str]:
+    """A copy of `environ` whose GLIBC_TUNABLES does not ask for huge pages (glibc's default)."""
+    return {**environ, "GLIBC_TUNABLES": ":".join(_other_tunables(environ))}
 
 
 def reexec_with_huge_pages() -> None:

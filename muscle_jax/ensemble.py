@@ -107,5 +107,5 @@ def load(workdir: str | Path) -> Ensemble:
 
     return Ensemble(
         config=config, targets=targets, image_shape=image_shape, params=state.params, stats=stats, step=step,
-        _predict_chunk=jax.jit(predict_all_folds, compiler_options=xla_cpu.compiler_options() or None),
+        _predict_chunk=xla_cpu.jit(predict_all_folds),
     )

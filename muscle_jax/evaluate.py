@@ -90,7 +90,7 @@ def make_eval_step(apply_fn: Callable, execution: str = "vmap") -> Callable:
         predictions_ExT = predict_physical(apply_fn, params, images_ExHxWx1, mean_T, std_T)
         return predictions_ExT, metric_sums(predictions_ExT, targets_ExT, valid_E)
 
-    return jax.jit(over_folds(per_fold, execution), compiler_options=xla_cpu.compiler_options() or None)
+    return xla_cpu.jit(over_folds(per_fold, execution))
 
 
 def collect_predictions(chunks: Iterator, num_records: int, num_targets: int) -> np.ndarray:

@@ -18,7 +18,7 @@ drops one fails loudly (tests/test_xla_cpu.py), never silently.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 
@@ -32,3 +32,8 @@ def compiler_options(backend: str | None = None) -> dict[str, Any]:
     """The tuned options for `backend` (default: JAX's default backend); empty off CPU."""
     backend = backend or jax.default_backend()
     return dict(CPU_COMPILER_OPTIONS) if backend == "cpu" else {}
+
+
+def jit(fun: Callable, **jit_kwargs) -> Callable:
+    """`jax.jit` with the tuned options of the default backend."""
+    return jax.jit(fun, compiler_options=compiler_options() or None, **jit_kwargs)

@@ -58,6 +58,7 @@ def test_tunables_are_added_once_and_keep_what_was_there():
     assert allocator.uses_huge_pages(environ)
     assert allocator.with_huge_pages(environ) == environ
     assert not allocator.uses_huge_pages({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})
+    assert allocator.without_huge_pages(environ) == {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", "HOME": "/x"}
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc tunables are Linux-only")
