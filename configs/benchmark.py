@@ -33,9 +33,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.benchmark.num_folds = 8
     config.benchmark.image_hw = (128, 128)  # synthetic uint8 images of 1 channel
     config.benchmark.num_targets = 3
-    # Per measurement, after compilation; excluded. 5: the allocator (which the benchmark
-    # trims between measurements) reaches its steady state, no page faults, within them;
-    # with 3, one run's first measurement still caught the heap growing.
+    # Per measurement, after compilation; excluded. 5: with 3, one run's first measurement
+    # still caught the process's heap growing (page faults in its timed steps).
     config.benchmark.warmup_steps = 5
     config.benchmark.repeats = 5  # timed steps per measurement: median and spread
     # How K folds run in one jitted step: each entry is measured (train.fold_execution values).

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,7 +30,7 @@ def main() -> None:
     parser.add_argument("--channels", type=int, nargs="+", default=[32, 64, 128, 256])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--xla_defaults", action="store_true", help="compile with XLA's default options")
-    parser.add_argument("--conv_impl", default="xla", help="'xla' or 'xla_chunked_wgrad' (muscle_jax/models/layers.py)")
+    parser.add_argument("--conv_impl", default="xla", help="a model.conv_impl (muscle_jax/models/layers.py)")
     parser.add_argument("--glibc_default", action="store_true", help="leave glibc's allocator as it is")
     args = parser.parse_args()
     if not args.glibc_default:
@@ -39,21 +38,18 @@ def main() -> None:
 
     import jax
 
+    from benchmark import timed_repeats  # experiments/benchmark.py
+
     from muscle_jax import xla_cpu
     from muscle_jax.models import layers
 
     options = None if args.xla_defaults else (xla_cpu.compiler_options() or None)
 
     def median_ms(function, *operands) -> float:
-        jax.block_until_ready(function(*operands))
-        times = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            jax.block_until_ready(function(*operands))
-            times.append(time.perf_counter() - start)
-        return statistics.median(times) * 1e3
+        wall, _ = timed_repeats(lambda: jax.block_until_ready(function(*operands)), 1, args.repeats)
+        return statistics.median(wall) * 1e3
 
-    conv = {"xla": layers.conv_same_xla, "xla_chunked_wgrad": layers.conv_same_xla_chunked_wgrad}[args.conv_impl]
+    conv = layers.conv_function(args.conv_impl)
     forward = jax.jit(conv, compiler_options=options)
     input_gradient = jax.jit(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0], compiler_options=options)
     kernel_gradient = jax.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0], compiler_options=options)

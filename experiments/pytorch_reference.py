@@ -147,7 +147,8 @@ def main() -> None:
             print(json.dumps(row))
         return
     result = measure(args)
-    # Set by experiments/benchmark.py (or by hand) to compare under the same allocator setting.
+    # Set by experiments/benchmark.py (or by hand) to compare under the same allocator setting;
+    # the string is muscle_jax/allocator.py's HUGE_PAGES_TUNABLE (muscle_jax is not installed here).
     result["huge_pages"] = "glibc.malloc.hugetlb=1" in os.environ.get("GLIBC_TUNABLES", "").split(":")
     print(json.dumps(result))
     if args.json:

@@ -79,7 +79,7 @@ def conv_same_xla_wgrad_matmul(x_BxHxWxC: jax.Array, kernel_HxWxIxO: jax.Array) 
     return conv_same_xla(x_BxHxWxC, kernel_HxWxIxO)
 
 
-def _wgrad_matmul_fwd(x_BxHxWxC, kernel_HxWxIxO):
+def _save_inputs_fwd(x_BxHxWxC, kernel_HxWxIxO):
     return conv_same_xla(x_BxHxWxC, kernel_HxWxIxO), (x_BxHxWxC, kernel_HxWxIxO)
 
 
@@ -92,7 +92,7 @@ def _wgrad_matmul_bwd(residuals, grad_BxHxWxO):
     return grad_x_BxHxWxC, grad_kernel_KCxO.reshape(kernel_HxWxIxO.shape)
 
 
-conv_same_xla_wgrad_matmul.defvjp(_wgrad_matmul_fwd, _wgrad_matmul_bwd)
+conv_same_xla_wgrad_matmul.defvjp(_save_inputs_fwd, _wgrad_matmul_bwd)
 
 # Images per kernel-gradient chunk in 'xla_chunked_wgrad'. Measured on the 2-core CPU
 # (docs/performance.md), batch 64: chunks of 8 images were fastest for every layer of the
@@ -123,7 +123,7 @@ def _chunked_wgrad_bwd(residuals, grad_BxHxWxO):
     return grad_x_BxHxWxC, grad_kernel_HxWxIxO
 
 
-conv_same_xla_chunked_wgrad.defvjp(_wgrad_matmul_fwd, _chunked_wgrad_bwd)
+conv_same_xla_chunked_wgrad.defvjp(_save_inputs_fwd, _chunked_wgrad_bwd)
 
 _CONV_FUNCTIONS = {
     "xla": conv_same_xla,
@@ -131,6 +131,13 @@ _CONV_FUNCTIONS = {
     "matmul": conv_same_matmul,
     "xla_wgrad_matmul": conv_same_xla_wgrad_matmul,
 }
+
+
+def conv_function(impl: str):
+    """The (x_BxHxWxC, kernel_HxWxIxO) → y function of a `conv_impl` name (one of `CONV_IMPLS`)."""
+    if impl not in _CONV_FUNCTIONS:
+        raise ValueError(f"model.conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
+    return _CONV_FUNCTIONS[impl]
 
 
 class Conv(nn.Module):
@@ -149,14 +156,13 @@ class Conv(nn.Module):
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
-        if self.impl not in _CONV_FUNCTIONS:
-            raise ValueError(f"model.conv_impl must be one of {CONV_IMPLS}, got {self.impl!r}")
+        conv = conv_function(self.impl)
         in_features = x_BxHxWxC.shape[-1]
         kernel_HxWxIxO = self.param(
             "kernel", self.kernel_init, (self.kernel_size, self.kernel_size, in_features, self.features)
         )
         dtype = self.dtype or x_BxHxWxC.dtype
-        y = _CONV_FUNCTIONS[self.impl](x_BxHxWxC.astype(dtype), kernel_HxWxIxO.astype(dtype))
+        y = conv(x_BxHxWxC.astype(dtype), kernel_HxWxIxO.astype(dtype))
         if self.use_bias:
             bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
             y = y + bias.astype(dtype).reshape(1, 1, 1, -1)
@@ -172,8 +178,7 @@ def make_conv(
     kernel_init: Any = nn.initializers.lecun_normal(),
 ) -> nn.Module:
     """The convolution named by a config's `conv_impl` (one of `CONV_IMPLS`); all share nn.Conv's parameters."""
-    if impl not in CONV_IMPLS:
-        raise ValueError(f"model.conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
+    conv_function(impl)  # a bad name fails here, before any module exists
     return Conv(features, kernel_size, impl=impl, dtype=dtype, name=name, kernel_init=kernel_init)
 
 
