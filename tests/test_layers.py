@@ -95,6 +95,6 @@ def test_max_pool_2x2_matches_flax_max_pool_and_its_gradient():
 
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="conv_impl"):
-        layers.make_conv("winograd", 4)
+        layers.make_conv("fft", 4)
     with pytest.raises(ValueError, match="even"):
         layers.max_pool_2x2(jnp.zeros((1, 5, 4, 1)))

@@ -14,6 +14,11 @@ bias O — the parameter layout of `flax.linen.Conv`, so all are interchangeable
   (`custom_vjp`), which keeps XLA's layout transpose and contraction for it in cache. On
   the 2-core CPU it made one train step of the pinned benchmark network (128×128, batch 64)
   about 7–15% faster, and the default config's (64×64, batch 32) about 4% slower.
+- 'winograd': Winograd F(4×4, 3×3) (`muscle_jax.models.winograd`) for 3×3 layers with at
+  least `WINOGRAD_MIN_IN_CHANNELS` input channels, 'xla_chunked_wgrad' for the others. It
+  does a quarter of the multiplications, but its tile transforms cost memory traffic that
+  only wide layers repay: on the 2-core CPU it made one train step of the pinned benchmark
+  network about 11% faster than 'xla_chunked_wgrad' with 128, and less with 64 or 256.
 - 'xla_wgrad_matmul': the forward and input gradient as XLA convolutions, the kernel
   gradient as one matmul of the patches with the output gradient (`custom_vjp`). XLA's
   kernel-gradient convolutions are its slowest per FLOP, but on the 2-core CPU measured the
@@ -37,7 +42,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-CONV_IMPLS = ("xla", "xla_chunked_wgrad", "matmul", "xla_wgrad_matmul")
+from muscle_jax.models import winograd
+
+CONV_IMPLS = ("xla", "xla_chunked_wgrad", "winograd", "matmul", "xla_wgrad_matmul")
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
@@ -125,9 +132,22 @@ def _chunked_wgrad_bwd(residuals, grad_BxHxWxO):
 
 conv_same_xla_chunked_wgrad.defvjp(_save_inputs_fwd, _chunked_wgrad_bwd)
 
+# Input channels from which 'winograd' uses Winograd F(4×4, 3×3). Whole train step of the
+# pinned benchmark network on the 2-core CPU, one process per setting, two rounds
+# (docs/performance.md): 56.4 examples/s with none, 59.0 from 256, 62.8 from 128, 61.6 from 64.
+WINOGRAD_MIN_IN_CHANNELS = 128
+
+
+def conv_same_winograd_wide(x_BxHxWxC: jax.Array, kernel_HxWxIxO: jax.Array) -> jax.Array:
+    """Winograd F(4×4, 3×3) for wide 3×3 layers, `conv_same_xla_chunked_wgrad` for the others."""
+    if kernel_HxWxIxO.shape[:2] == (3, 3) and x_BxHxWxC.shape[-1] >= WINOGRAD_MIN_IN_CHANNELS:
+        return winograd.conv_same_winograd(x_BxHxWxC, kernel_HxWxIxO)
+    return conv_same_xla_chunked_wgrad(x_BxHxWxC, kernel_HxWxIxO)
+
 _CONV_FUNCTIONS = {
     "xla": conv_same_xla,
     "xla_chunked_wgrad": conv_same_xla_chunked_wgrad,
+    "winograd": conv_same_winograd_wide,
     "matmul": conv_same_matmul,
     "xla_wgrad_matmul": conv_same_xla_wgrad_matmul,
 }
