@@ -22,8 +22,13 @@ Measures, in one process and one after another (so they share the machine's load
 Each step measurement: compile time, warm-up steps (excluded), `repeats` timed steps;
 examples/s as median, min and max over the repeats; process CPU seconds per example (a
 figure less sensitive than wall time to other processes on a shared machine); model FLOPs
-per example from XLA's cost analysis of the compiled step; achieved FLOP/s and its fraction
-of the measured matmul peak; memory from XLA's memory analysis and the process's peak RSS.
+per example from XLA's cost analysis; achieved FLOP/s (model FLOPs × examples/s) and its
+fraction of the measured matmul peak; memory from XLA's memory analysis and the process's
+peak RSS. The model's FLOPs are those of its step with direct convolutions (conv_impl
+'xla'), whatever formulation runs it: Winograd computes the same function with fewer
+multiplications, and counting those would make the faster step look less efficient. Each
+measurement also records the FLOPs XLA counts for the formulation it ran
+(`executed_flops_per_example`).
 """
 
 from __future__ import annotations
@@ -184,14 +189,25 @@ class StepBench:
         metrics["loss"].block_until_ready()
 
 
-def step_figures(wall_s, cpu_s, examples_per_call, compile_s, flops_per_example, peak_flops_per_s, compiled):
-    """Throughput, achieved FLOP/s (model FLOPs × examples/s), fraction of peak, memory."""
+def step_figures(wall_s, cpu_s, examples_per_call, step: StepBench, flops_per_example, peak_flops_per_s):
+    """Throughput, achieved FLOP/s (model FLOPs × examples/s), fraction of peak, memory, and
+    the FLOPs per example XLA counts for the program `step` that ran."""
     figures = throughput(wall_s, cpu_s, examples_per_call)
-    figures["compile_s"] = compile_s
+    figures["compile_s"] = step.compile_s
+    figures["executed_flops_per_example"] = step.flops_per_step / step.examples_per_step
     figures["achieved_flops_per_s"] = flops_per_example * figures["examples_per_s"]
     figures["fraction_of_peak"] = figures["achieved_flops_per_s"] / peak_flops_per_s
-    figures["memory"] = memory_figures(compiled)
+    figures["memory"] = memory_figures(step.compiled)
     return figures
+
+
+def direct_conv_flops_per_example(config, tx, num_targets: int) -> float:
+    """The model's FLOPs per example: XLA's count for its single-model step with direct
+    (conv_impl 'xla') convolutions, compiled but not run."""
+    model_config = config.model.to_dict()
+    model_config["conv_impl"] = "xla"
+    direct = StepBench(config, create_model(ml_collections.ConfigDict(model_config), num_targets), tx, 1, "vmap")
+    return direct.flops_per_step / config.train.batch_size
 
 
 def compiler_option_variant(name: str) -> dict[str, Any]:
@@ -289,11 +305,11 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
     model = create_model(config.model, bench.num_targets)
     tx = train.make_optimizer(config.train)
     single = StepBench(config, model, tx, 1, "vmap")
-    flops_per_example = single.flops_per_step / batch_size
+    flops_per_example = direct_conv_flops_per_example(config, tx, bench.num_targets)
     results["model_flops_per_example"] = flops_per_example
     wall, cpu = timed_repeats(single.run, bench.warmup_steps, bench.repeats)
     results["single"] = step_figures(
-        wall, cpu, batch_size, single.compile_s, flops_per_example, peak["flops_per_s"], single.compiled
+        wall, cpu, batch_size, single, flops_per_example, peak["flops_per_s"]
     )
     results["compile_s"] = {"single": single.compile_s}
     logging.info("single: %.1f examples/s", results["single"]["examples_per_s"])
@@ -309,8 +325,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         other = StepBench(config, other_model, tx, 1, "vmap")
         wall, cpu = timed_repeats(other.run, bench.warmup_steps, bench.repeats)
         results["single_by_conv_impl"][conv_impl] = step_figures(
-            wall, cpu, batch_size, other.compile_s, other.flops_per_step / batch_size, peak["flops_per_s"],
-            other.compiled,
+            wall, cpu, batch_size, other, flops_per_example, peak["flops_per_s"]
         )
         logging.info("single, conv_impl=%s: %.1f examples/s", conv_impl, results["single_by_conv_impl"][conv_impl]["examples_per_s"])
         del other
@@ -325,7 +340,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         other = StepBench(config, model, tx, 1, "vmap", compiler_options=options)
         wall, cpu = timed_repeats(other.run, bench.warmup_steps, bench.repeats)
         results["single_by_compiler_options"][name] = step_figures(
-            wall, cpu, batch_size, other.compile_s, flops_per_example, peak["flops_per_s"], other.compiled
+            wall, cpu, batch_size, other, flops_per_example, peak["flops_per_s"]
         )
         results["single_by_compiler_options"][name]["compiler_options"] = options
         logging.info("single, compiler options %s: %.1f examples/s", name, results["single_by_compiler_options"][name]["examples_per_s"])
@@ -345,7 +360,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
 
     wall, cpu = timed_repeats(sequential_round, bench.warmup_steps, bench.repeats)
     results["folds_sequential"] = step_figures(
-        wall, cpu, num_folds * batch_size, single.compile_s, flops_per_example, peak["flops_per_s"], single.compiled
+        wall, cpu, num_folds * batch_size, single, flops_per_example, peak["flops_per_s"]
     )
     logging.info("folds_sequential: %.1f examples/s", results["folds_sequential"]["examples_per_s"])
     del states
@@ -370,11 +385,9 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
             continue
         wall, cpu = timed_repeats(stacked.run, bench.warmup_steps, bench.repeats)
         results[key] = step_figures(
-            wall, cpu, num_folds * batch_size, stacked.compile_s, flops_per_example, peak["flops_per_s"],
-            stacked.compiled,
+            wall, cpu, num_folds * batch_size, stacked, flops_per_example, peak["flops_per_s"]
         )
         results[key]["fold_execution"] = execution
-        results[key]["xla_flops_per_example"] = stacked.flops_per_step / (num_folds * batch_size)
         results["compile_s"][key] = stacked.compile_s
         logging.info("%s: %.1f examples/s", key, results[key]["examples_per_s"])
         del stacked
@@ -402,7 +415,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         f"XLA options {results['compiler_options'] or 'none'}; allocator "
         f"{'huge pages (glibc.malloc.hugetlb=1)' if results['huge_pages'] else 'glibc default'}",
         f"matmul peak {peak / 1e9:.1f} GFLOP/s; model {results['model_flops_per_example'] / 1e9:.3f} GFLOP per example "
-        f"(forward + backward + update)",
+        f"(forward + backward + update, direct convolutions; XLA counts "
+        f"{results['single']['executed_flops_per_example'] / 1e9:.3f} for conv_impl {results['model']['conv_impl']!r})",
         f"{'measurement':{width}s} {'examples/s':>10s} {'[min – max]':>16s} {'CPU ms/ex':>9s} {'GFLOP/s':>8s} "
         f"{'of peak':>7s} {'compile s':>9s}",
     ]

@@ -16,7 +16,7 @@ def test_benchmark_writes_every_figure(smoke_dataset, tmp_path):
         "--config.model.channels=(4, 8)", "--config.model.hidden=8",
         "--config.benchmark.num_folds=2", "--config.train.batch_size=4", "--config.benchmark.image_hw=(16, 16)",
         "--config.benchmark.warmup_steps=1", "--config.benchmark.repeats=2",
-        "--config.benchmark.single_conv_impls=('matmul',)",
+        "--config.benchmark.single_conv_impls=('xla',)",
         "--config.benchmark.compiler_option_variants=('xla_defaults',)",
         "--config.benchmark.peak_matmul_size=128", "--config.benchmark.input_pipeline_steps=2",
         f"--config.dataset.data_dir={smoke_dataset.data_dir}", "--config.dataset.builder_config=phantom_smoke",
@@ -31,8 +31,12 @@ def test_benchmark_writes_every_figure(smoke_dataset, tmp_path):
         assert 0 < results[key]["fraction_of_peak"] < 1.5, key
     assert results["model_flops_per_example"] > 0 and results["peak_flops_per_s"] > 0
     assert set(results["compile_s"]) >= {"single", "folds_unroll", "folds_vmapped"}
-    assert results["model"]["channels"] == [4, 8] and results["model"]["conv_impl"] == "xla_chunked_wgrad"
-    assert set(results["single_by_conv_impl"]) == {"xla_chunked_wgrad", "matmul"}
+    assert results["model"]["channels"] == [4, 8] and results["model"]["conv_impl"] == "winograd"
+    assert set(results["single_by_conv_impl"]) == {"winograd", "xla"}
+    # The model's FLOPs are those of direct convolutions, whichever formulation ran.
+    direct = results["single_by_conv_impl"]["xla"]["executed_flops_per_example"]
+    assert abs(results["model_flops_per_example"] - direct) <= 1e-6 * direct
+    assert results["single"]["executed_flops_per_example"] > 0
     assert set(results["single_by_compiler_options"]) == {"tuned", "xla_defaults"}
     assert results["single_by_compiler_options"]["xla_defaults"]["compiler_options"] == {}
     assert results["huge_pages"] is True  # the command restarted itself with glibc's tunable
