@@ -15,9 +15,9 @@ there only. In float32 the result differs from a direct convolution by about 1e-
 Shapes: P = 36 transform points, T = tiles (images · ⌈H/4⌉ · ⌈W/4⌉), NHWC input, HWIO kernel.
 The gradient is written out (`custom_vjp`): the input gradient is the same Winograd
 convolution of the output gradient with the kernel flipped and transposed, and the kernel
-gradient is 36 matmuls of the saved input tiles with the transformed output gradient. Images
-are processed in chunks of `CHUNK_IMAGES`, so that a chunk's tiles stay in cache between
-their transform and their matmul.
+gradient is 36 matmuls of the saved input tiles with the transformed output gradient.
+Each 2-D transform (X ↦ M X Mᵀ on every tile) is one small matmul with kron(M, M) over the
+tile points, which XLA compiles faster than the same sums written out point by point.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 OUTPUT_TILE = 4  # m: outputs per tile side
 TILE = 6  # m + 3 - 1: inputs per tile side
@@ -54,46 +55,26 @@ OUTPUT_TRANSFORM_AT = (
     (0, 1, -1, 8, -8, 1),
 )
 
-# Images per chunk. Measured on the 2-core CPU, whole train step of the pinned benchmark
-# network: 16 (docs/performance.md).
-CHUNK_IMAGES = 16
+def _transform_2d(matrix: Sequence[Sequence[float]]) -> np.ndarray:
+    """X ↦ M X Mᵀ on row-major flattened tiles: kron(M, M)[(i, j), (k, l)] = M[i, k] · M[j, l]."""
+    matrix = np.asarray(matrix, np.float64)
+    return np.kron(matrix, matrix)
 
 
-def _transposed(matrix: Sequence[Sequence[float]]) -> list[list[float]]:
-    return [list(column) for column in zip(*matrix)]
+_INPUT_2D = _transform_2d(INPUT_TRANSFORM_BT)  # [36, 36]
+_KERNEL_2D = _transform_2d(KERNEL_TRANSFORM_G)  # [36, 9]
+_OUTPUT_2D = _transform_2d(OUTPUT_TRANSFORM_AT)  # [16, 36]
 
 
-def _combine(matrix: Sequence[Sequence[float]], parts: Sequence[jax.Array]) -> list[jax.Array]:
-    """[Σ_j matrix[i][j] · parts[j] for each row i], skipping zeros (additions, mostly)."""
-    combined = []
-    for row in matrix:
-        total = None
-        for coefficient, part in zip(row, parts):
-            if coefficient == 0:
-                continue
-            term = part if coefficient == 1 else -part if coefficient == -1 else part * coefficient
-            total = term if total is None else total + term
-        combined.append(total)
-    return combined
+def _apply_to_points(transform_PxQ: np.ndarray, points_QxN: jax.Array) -> jax.Array:
+    """transform @ points over the leading (tile point) axis, as one matmul, in points' dtype."""
+    flat_QxN = points_QxN.reshape(points_QxN.shape[0], -1)
+    transformed = jnp.asarray(transform_PxQ, flat_QxN.dtype) @ flat_QxN
+    return transformed.reshape(transform_PxQ.shape[0], *points_QxN.shape[1:])
 
 
 def _num_tiles(height: int, width: int) -> tuple[int, int]:
     return -(-height // OUTPUT_TILE), -(-width // OUTPUT_TILE)
-
-
-def _overlapping_tile_parts(blocks: jax.Array, axis: int) -> list[jax.Array]:
-    """The TILE rows of every tile along `axis`, from non-overlapping blocks of OUTPUT_TILE rows.
-
-    `blocks` has (tiles + 1) blocks on `axis` and the OUTPUT_TILE rows of a block on axis + 1;
-    tile t spans block t and the first TILE - OUTPUT_TILE rows of block t + 1.
-    """
-    num_tiles = blocks.shape[axis] - 1
-    parts = []
-    for row in range(TILE):
-        first_block = row // OUTPUT_TILE
-        tile_blocks = jax.lax.slice_in_dim(blocks, first_block, first_block + num_tiles, axis=axis)
-        parts.append(jax.lax.index_in_dim(tile_blocks, row % OUTPUT_TILE, axis + 1, keepdims=False))
-    return parts
 
 
 def input_tiles_PxTxC(x_BxHxWxC: jax.Array) -> jax.Array:
@@ -104,25 +85,33 @@ def input_tiles_PxTxC(x_BxHxWxC: jax.Array) -> jax.Array:
         x_BxHxWxC,
         ((0, 0), (1, OUTPUT_TILE * (tiles_h + 1) - height - 1), (1, OUTPUT_TILE * (tiles_w + 1) - width - 1), (0, 0)),
     )
+    # Non-overlapping blocks of OUTPUT_TILE rows and columns: tile (t, u) spans blocks t and
+    # t + 1 (its last TILE - OUTPUT_TILE rows come from the next block), in both directions.
     blocks = padded.reshape(batch, tiles_h + 1, OUTPUT_TILE, tiles_w + 1, OUTPUT_TILE, channels)
-    rows = _combine(INPUT_TRANSFORM_BT, _overlapping_tile_parts(blocks, 1))
-    points = [p for row in rows for p in _combine(INPUT_TRANSFORM_BT, _overlapping_tile_parts(row, 2))]
-    return jnp.stack(points).reshape(TILE * TILE, batch * tiles_h * tiles_w, channels)
+
+    def tile_point(row: int, column: int) -> jax.Array:
+        first_row, first_column = row // OUTPUT_TILE, column // OUTPUT_TILE
+        return blocks[
+            :, first_row : first_row + tiles_h, row % OUTPUT_TILE, first_column : first_column + tiles_w, column % OUTPUT_TILE
+        ]
+
+    tiles_QxBxThxTwxC = jnp.stack([tile_point(row, column) for row in range(TILE) for column in range(TILE)])
+    return _apply_to_points(_INPUT_2D, tiles_QxBxThxTwxC).reshape(TILE * TILE, batch * tiles_h * tiles_w, channels)
 
 
 def kernel_tiles_PxIxO(kernel_3x3xIxO: jax.Array) -> jax.Array:
     """G g Gᵀ of a 3×3 kernel, as [36, in, out]."""
-    rows = _combine(KERNEL_TRANSFORM_G, list(kernel_3x3xIxO))
-    return jnp.stack([p for row in rows for p in _combine(KERNEL_TRANSFORM_G, list(row))])
+    return _apply_to_points(_KERNEL_2D, kernel_3x3xIxO.reshape(9, *kernel_3x3xIxO.shape[2:]))
 
 
 def output_from_tiles_BxHxWxO(products_PxTxO: jax.Array, batch: int, height: int, width: int) -> jax.Array:
     """Aᵀ m A of every tile's products, assembled into [batch, height, width, out]."""
     tiles_h, tiles_w = _num_tiles(height, width)
-    products = products_PxTxO.reshape(TILE, TILE, batch, tiles_h, tiles_w, -1)
-    rows = _combine(OUTPUT_TRANSFORM_AT, list(products))  # each [TILE, B, th, tw, O]
-    blocks = jnp.stack([jnp.stack(_combine(OUTPUT_TRANSFORM_AT, list(row)), axis=3) for row in rows], axis=2)
-    return blocks.reshape(batch, OUTPUT_TILE * tiles_h, OUTPUT_TILE * tiles_w, -1)[:, :height, :width]
+    blocks = _apply_to_points(_OUTPUT_2D, products_PxTxO).reshape(
+        OUTPUT_TILE, OUTPUT_TILE, batch, tiles_h, tiles_w, -1
+    )
+    y = blocks.transpose(2, 3, 0, 4, 1, 5).reshape(batch, OUTPUT_TILE * tiles_h, OUTPUT_TILE * tiles_w, -1)
+    return y[:, :height, :width]
 
 
 def output_gradient_tiles_PxTxO(grad_BxHxWxO: jax.Array) -> jax.Array:
@@ -130,39 +119,24 @@ def output_gradient_tiles_PxTxO(grad_BxHxWxO: jax.Array) -> jax.Array:
     batch, height, width, features = grad_BxHxWxO.shape
     tiles_h, tiles_w = _num_tiles(height, width)
     padded = jnp.pad(grad_BxHxWxO, ((0, 0), (0, OUTPUT_TILE * tiles_h - height), (0, OUTPUT_TILE * tiles_w - width), (0, 0)))
-    blocks = padded.reshape(batch, tiles_h, OUTPUT_TILE, tiles_w, OUTPUT_TILE, features)
-    output_transform_a = _transposed(OUTPUT_TRANSFORM_AT)
-    rows = _combine(output_transform_a, [blocks[:, :, i] for i in range(OUTPUT_TILE)])
-    points = [p for row in rows for p in _combine(output_transform_a, [row[:, :, :, j] for j in range(OUTPUT_TILE)])]
-    return jnp.stack(points).reshape(TILE * TILE, batch * tiles_h * tiles_w, features)
+    blocks = padded.reshape(batch, tiles_h, OUTPUT_TILE, tiles_w, OUTPUT_TILE, features).transpose(2, 4, 0, 1, 3, 5)
+    grad_points = blocks.reshape(OUTPUT_TILE * OUTPUT_TILE, batch * tiles_h * tiles_w, features)
+    return _apply_to_points(_OUTPUT_2D.T, grad_points)
 
 
 def kernel_gradient_3x3xIxO(grad_tiles_PxIxO: jax.Array) -> jax.Array:
     """The kernel's gradient from that of its transform (transpose of `kernel_tiles`)."""
-    grad_tiles = grad_tiles_PxIxO.reshape(TILE, TILE, *grad_tiles_PxIxO.shape[1:])
-    kernel_transform_gt = _transposed(KERNEL_TRANSFORM_G)
-    rows = _combine(kernel_transform_gt, list(grad_tiles))
-    return jnp.stack([jnp.stack(_combine(kernel_transform_gt, list(row))) for row in rows])
+    return _apply_to_points(_KERNEL_2D.T, grad_tiles_PxIxO).reshape(3, 3, *grad_tiles_PxIxO.shape[1:])
 
 
-def _chunks(batch: int) -> list[slice]:
-    return [slice(start, min(start + CHUNK_IMAGES, batch)) for start in range(0, batch, CHUNK_IMAGES)]
-
-
-def _forward(x_BxHxWxC: jax.Array, kernel_3x3xIxO: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
-    """The convolution and each chunk's input tiles (the kernel gradient's residuals)."""
+def _forward(x_BxHxWxC: jax.Array, kernel_3x3xIxO: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The convolution and the input tiles (the kernel gradient's residual)."""
     if kernel_3x3xIxO.shape[:2] != (3, 3):
         raise ValueError(f"Winograd F(4×4, 3×3) needs a 3×3 kernel, got {kernel_3x3xIxO.shape[:2]}")
-    _, height, width, _ = x_BxHxWxC.shape
-    kernel_tiles = kernel_tiles_PxIxO(kernel_3x3xIxO)
-    input_tiles, outputs = [], []
-    for chunk in _chunks(x_BxHxWxC.shape[0]):
-        x_chunk = x_BxHxWxC[chunk]
-        tiles_PxTxC = input_tiles_PxTxC(x_chunk)
-        products_PxTxO = jnp.einsum("ptc,pco->pto", tiles_PxTxC, kernel_tiles)
-        input_tiles.append(tiles_PxTxC)
-        outputs.append(output_from_tiles_BxHxWxO(products_PxTxO, x_chunk.shape[0], height, width))
-    return jnp.concatenate(outputs), input_tiles
+    batch, height, width, _ = x_BxHxWxC.shape
+    tiles_PxTxC = input_tiles_PxTxC(x_BxHxWxC)
+    products_PxTxO = jnp.einsum("ptc,pco->pto", tiles_PxTxC, kernel_tiles_PxIxO(kernel_3x3xIxO))
+    return output_from_tiles_BxHxWxO(products_PxTxO, batch, height, width), tiles_PxTxC
 
 
 @jax.custom_vjp
@@ -172,19 +146,16 @@ def conv_same_winograd(x_BxHxWxC: jax.Array, kernel_3x3xIxO: jax.Array) -> jax.A
 
 
 def _winograd_fwd(x_BxHxWxC, kernel_3x3xIxO):
-    y, input_tiles = _forward(x_BxHxWxC, kernel_3x3xIxO)
-    return y, (input_tiles, kernel_3x3xIxO)
+    y, tiles_PxTxC = _forward(x_BxHxWxC, kernel_3x3xIxO)
+    return y, (tiles_PxTxC, kernel_3x3xIxO)
 
 
 def _winograd_bwd(residuals, grad_BxHxWxO):
-    input_tiles, kernel_3x3xIxO = residuals
+    tiles_PxTxC, kernel_3x3xIxO = residuals
     # A 'same' 3×3 convolution's input gradient is the convolution of the output gradient
     # with the kernel flipped in space and transposed in channels.
     grad_x_BxHxWxC, _ = _forward(grad_BxHxWxO, jnp.flip(kernel_3x3xIxO, (0, 1)).transpose(0, 1, 3, 2))
-    grad_tiles_PxIxO = sum(
-        jnp.einsum("ptc,pto->pco", tiles_PxTxC, output_gradient_tiles_PxTxO(grad_BxHxWxO[chunk]))
-        for tiles_PxTxC, chunk in zip(input_tiles, _chunks(grad_BxHxWxO.shape[0]))
-    )
+    grad_tiles_PxIxO = jnp.einsum("ptc,pto->pco", tiles_PxTxC, output_gradient_tiles_PxTxO(grad_BxHxWxO))
     return grad_x_BxHxWxC, kernel_gradient_3x3xIxO(grad_tiles_PxIxO)
 
 
