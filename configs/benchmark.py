@@ -38,7 +38,9 @@ def get_config() -> ml_collections.ConfigDict:
     # Per measurement, after compilation; excluded. 5: with 3, one run's first measurement
     # still caught the process's heap growing (page faults in its timed steps).
     config.benchmark.warmup_steps = 5
-    config.benchmark.repeats = 5  # timed steps per measurement: median and spread
+    # Timed steps per measurement: median, spread and mean. 8: on the shared 2-core VM some
+    # programs have a slow step every third or so (docs/performance.md), which 5 can miss.
+    config.benchmark.repeats = 8
     # How K folds run in one jitted step: each entry is measured (train.fold_execution values).
     # 'unroll' is what training uses on one CPU device ('auto'); 'vmap' is its choice elsewhere.
     config.benchmark.fold_executions = ("unroll", "vmap")

@@ -99,11 +99,14 @@ def timed_repeats(run_step: Callable[[], None], warmup_steps: int, repeats: int)
 
 
 def throughput(wall_s: list[float], cpu_s: list[float], examples_per_call: int) -> dict[str, float]:
-    """examples/s (median, min, max over the repeats), median step time and CPU seconds per example."""
+    """examples/s (median, min, max over the repeats, and the mean rate: all examples over all
+    the time, which a median hides periodic slow steps from), median step time and CPU seconds
+    per example."""
     rates = [examples_per_call / s for s in wall_s]
     median_rate = statistics.median(rates)
     return {
         "examples_per_s": median_rate,
+        "examples_per_s_mean": examples_per_call * len(wall_s) / sum(wall_s),
         "examples_per_s_min": min(rates),
         "examples_per_s_max": max(rates),
         "spread": (max(rates) - min(rates)) / median_rate,
@@ -399,6 +402,9 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         for key, huge_pages in (("pytorch_reference", same), ("pytorch_reference_other_allocator", not same)):
             results[key] = pytorch_reference(config, torch_python, huge_pages)
             results[key]["jax_single_over_pytorch"] = results["single"]["examples_per_s"] / results[key]["examples_per_s"]
+            results[key]["jax_single_over_pytorch_mean"] = (
+                results["single"]["examples_per_s_mean"] / results[key]["examples_per_s_mean"]
+            )
     results["input_pipeline"] = input_pipeline_figures(config)
     results["load_average_end"] = os.getloadavg()
     return results
@@ -417,8 +423,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         f"matmul peak {peak / 1e9:.1f} GFLOP/s; model {results['model_flops_per_example'] / 1e9:.3f} GFLOP per example "
         f"(forward + backward + update, direct convolutions; XLA counts "
         f"{results['single']['executed_flops_per_example'] / 1e9:.3f} for conv_impl {results['model']['conv_impl']!r})",
-        f"{'measurement':{width}s} {'examples/s':>10s} {'[min – max]':>16s} {'CPU ms/ex':>9s} {'GFLOP/s':>8s} "
-        f"{'of peak':>7s} {'compile s':>9s}",
+        f"{'measurement':{width}s} {'examples/s':>10s} {'[min – max]':>16s} {'mean':>6s} {'CPU ms/ex':>9s} "
+        f"{'GFLOP/s':>8s} {'of peak':>7s} {'compile s':>9s}",
     ]
     rows = dict(results)
     rows.update({f"single[{impl}]": value for impl, value in results["single_by_conv_impl"].items()})
@@ -430,6 +436,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
             lines.append(
                 f"{key:{width}s} {value['examples_per_s']:10.1f} "
                 f"{'[' + format(value['examples_per_s_min'], '.1f') + ' – ' + format(value['examples_per_s_max'], '.1f') + ']':>16s} "
+                f"{value['examples_per_s_mean']:6.1f} "
                 f"{value['cpu_s_per_example'] * 1e3:9.1f} {value['achieved_flops_per_s'] / 1e9:8.1f} "
                 f"{value['fraction_of_peak']:7.1%} {value['compile_s']:9.1f}"
             )
@@ -441,8 +448,10 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"{key:{width}s} {torch_ref['examples_per_s']:10.1f} "
             f"{'[' + format(torch_ref['examples_per_s_min'], '.1f') + ' – ' + format(torch_ref['examples_per_s_max'], '.1f') + ']':>16s} "
+            f"{torch_ref['examples_per_s_mean']:6.1f} "
             f"{torch_ref['cpu_s_per_example'] * 1e3:9.1f}   ({torch_ref['framework']}, {allocator_setting}; "
-            f"JAX single / PyTorch = {torch_ref['jax_single_over_pytorch']:.2f})"
+            f"JAX single / PyTorch = {torch_ref['jax_single_over_pytorch']:.2f}, means "
+            f"{torch_ref['jax_single_over_pytorch_mean']:.2f})"
         )
     pipe = results["input_pipeline"]
     lines.append(

@@ -85,6 +85,7 @@ def measure(args: argparse.Namespace) -> dict:
         "examples_per_s": statistics.median(rates),
         "examples_per_s_min": min(rates),
         "examples_per_s_max": max(rates),
+        "examples_per_s_mean": args.batch_size * len(seconds) / sum(seconds),
         "cpu_s_per_example": statistics.median(cpu_seconds) / args.batch_size,
         "repeats": args.repeats,
     }

@@ -29,6 +29,8 @@ def test_benchmark_writes_every_figure(smoke_dataset, tmp_path):
         assert results[key]["examples_per_s"] > 0, key
     for key in ("single", "folds_unroll", "folds_vmapped", "folds_sequential"):
         assert 0 < results[key]["fraction_of_peak"] < 1.5, key
+        figures = results[key]
+        assert figures["examples_per_s_min"] <= figures["examples_per_s_mean"] <= figures["examples_per_s_max"], key
     assert results["model_flops_per_example"] > 0 and results["peak_flops_per_s"] > 0
     assert set(results["compile_s"]) >= {"single", "folds_unroll", "folds_vmapped"}
     assert results["model"]["channels"] == [4, 8] and results["model"]["conv_impl"] == "winograd"
