@@ -24,7 +24,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.dtype = "float32"
     # Winograd F(4×4, 3×3) for the layers with ≥ 128 input channels, XLA's convolution with its
     # kernel gradient in chunks of 8 images for the others (muscle_jax/models/layers.py): on
-    # the 2-core CPU about 13% faster per step than 'xla_chunked_wgrad' alone, which was 7–15%
+    # the 2-core CPU 69.4 vs 61.0 examples/s by the median against 'xla_chunked_wgrad' alone
+    # (about equal by the mean: slow steps on that VM, docs/performance.md), which is itself
     # faster than plain 'xla'. At the default config's 64×64 × 32 plain 'xla' is faster than
     # the chunked kernel gradient, which is why configs/default.py keeps it.
     config.model.conv_impl = "winograd"

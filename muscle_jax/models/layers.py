@@ -17,8 +17,10 @@ bias O — the parameter layout of `flax.linen.Conv`, so all are interchangeable
 - 'winograd': Winograd F(4×4, 3×3) (`muscle_jax.models.winograd`) for 3×3 layers with at
   least `WINOGRAD_MIN_IN_CHANNELS` input channels, 'xla_chunked_wgrad' for the others. It
   does a quarter of the multiplications, but its tile transforms cost memory traffic that
-  only wide layers repay: on the 2-core CPU it made one train step of the pinned benchmark
-  network about 11% faster than 'xla_chunked_wgrad' with 128, and less with 64 or 256.
+  only wide layers repay: on the 2-core CPU one train step of the pinned benchmark network
+  ran at 69.4 examples/s (median) against 61.0 for 'xla_chunked_wgrad' in the same
+  benchmark run; by the mean, 60.3 vs 60.9, because of slow steps on that VM
+  (docs/performance.md).
 - 'xla_wgrad_matmul': the forward and input gradient as XLA convolutions, the kernel
   gradient as one matmul of the patches with the output gradient (`custom_vjp`). XLA's
   kernel-gradient convolutions are its slowest per FLOP, but on the 2-core CPU measured the
@@ -133,8 +135,9 @@ def _chunked_wgrad_bwd(residuals, grad_BxHxWxO):
 conv_same_xla_chunked_wgrad.defvjp(_save_inputs_fwd, _chunked_wgrad_bwd)
 
 # Input channels from which 'winograd' uses Winograd F(4×4, 3×3). Whole train step of the
-# pinned benchmark network on the 2-core CPU, one process per setting, two rounds
-# (docs/performance.md): 56.4 examples/s with none, 59.0 from 256, 62.8 from 128, 61.6 from 64.
+# pinned benchmark network on the 2-core CPU, one process per setting, two rounds, median
+# examples/s (docs/performance.md): from 128 67.5 / 67.2, from 64 64.7 / 66.7, from 32
+# 54.8 / 55.8; with none (the chunked kernel gradient everywhere) about 56 in those sessions.
 WINOGRAD_MIN_IN_CHANNELS = 128
 
 
