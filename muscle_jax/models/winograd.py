@@ -6,9 +6,9 @@ Neural Networks", 2016) apply it to CNNs, transforms each input tile (Bᵀ d B) 
 (G g Gᵀ) into 6×6 = 36 points where the convolution becomes a pointwise product, and
 transforms the products back (Aᵀ m A). Summed over channels, the pointwise products are 36
 independent matmuls [tiles, C_in] @ [C_in, C_out]: 36 multiplies per block and channel pair
-instead of 16 · 9 = 144. The transforms are additions with small constants, linear in the
-number of channels, while the matmuls grow with C_in · C_out; so the trade pays off only on
-wide layers. On the 2-core CPU it did for the pinned benchmark network's layers with 128 or
+instead of 16 · 9 = 144. The transforms cost memory traffic linear in the number of
+channels (each tile becomes 36 points: 2.25× the activation), while the matmuls grow with
+C_in · C_out; so the trade pays off only on wide layers. On the 2-core CPU it did for the pinned benchmark network's layers with 128 or
 more input channels and did not below (docs/performance.md), which is why `layers` uses it
 there only. In float32 the result differs from a direct convolution by about 1e-5 relative.
 
@@ -31,7 +31,7 @@ import numpy as np
 OUTPUT_TILE = 4  # m: outputs per tile side
 TILE = 6  # m + 3 - 1: inputs per tile side
 
-# F(4, 3)'s transform matrices (Lavin & Gray 2016, section 4.2).
+# F(4, 3)'s transform matrices, as Lavin & Gray (2016) give them.
 INPUT_TRANSFORM_BT = (
     (4, 0, -5, 0, 1, 0),
     (0, -4, -4, 1, 1, 0),
@@ -54,6 +54,7 @@ OUTPUT_TRANSFORM_AT = (
     (0, 1, 1, 4, 4, 0),
     (0, 1, -1, 8, -8, 1),
 )
+
 
 def _transform_2d(matrix: Sequence[Sequence[float]]) -> np.ndarray:
     """X ↦ M X Mᵀ on row-major flattened tiles: kron(M, M)[(i, j), (k, l)] = M[i, k] · M[j, l]."""
