@@ -204,9 +204,11 @@ def step_figures(wall_s, cpu_s, examples_per_call, step: StepBench, flops_per_ex
     return figures
 
 
-def direct_conv_flops_per_example(config, tx, num_targets: int) -> float:
+def direct_conv_flops_per_example(config, tx, num_targets: int, single: StepBench) -> float:
     """The model's FLOPs per example: XLA's count for its single-model step with direct
-    (conv_impl 'xla') convolutions, compiled but not run."""
+    (conv_impl 'xla') convolutions — `single`'s own when it is that step, else compiled anew."""
+    if config.model.conv_impl == "xla":
+        return single.flops_per_step / single.examples_per_step
     model_config = config.model.to_dict()
     model_config["conv_impl"] = "xla"
     direct = StepBench(config, create_model(ml_collections.ConfigDict(model_config), num_targets), tx, 1, "vmap")
@@ -308,7 +310,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
     model = create_model(config.model, bench.num_targets)
     tx = train.make_optimizer(config.train)
     single = StepBench(config, model, tx, 1, "vmap")
-    flops_per_example = direct_conv_flops_per_example(config, tx, bench.num_targets)
+    flops_per_example = direct_conv_flops_per_example(config, tx, bench.num_targets, single)
     results["model_flops_per_example"] = flops_per_example
     wall, cpu = timed_repeats(single.run, bench.warmup_steps, bench.repeats)
     results["single"] = step_figures(

@@ -147,6 +147,7 @@ def conv_same_winograd_wide(x_BxHxWxC: jax.Array, kernel_HxWxIxO: jax.Array) -> 
         return winograd.conv_same_winograd(x_BxHxWxC, kernel_HxWxIxO)
     return conv_same_xla_chunked_wgrad(x_BxHxWxC, kernel_HxWxIxO)
 
+
 _CONV_FUNCTIONS = {
     "xla": conv_same_xla,
     "xla_chunked_wgrad": conv_same_xla_chunked_wgrad,
