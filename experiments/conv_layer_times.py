@@ -43,18 +43,18 @@ def main() -> None:
     from muscle_jax import xla_cpu
     from muscle_jax.models import layers
 
-    options = None if args.xla_defaults else (xla_cpu.compiler_options() or None)
+    options = {} if args.xla_defaults else xla_cpu.compiler_options()
 
     def median_ms(function, *operands) -> float:
         wall, _ = timed_repeats(lambda: jax.block_until_ready(function(*operands)), 1, args.repeats)
         return statistics.median(wall) * 1e3
 
     conv = layers.conv_function(args.conv_impl)
-    forward = jax.jit(conv, compiler_options=options)
-    input_gradient = jax.jit(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0], compiler_options=options)
-    kernel_gradient = jax.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0], compiler_options=options)
+    forward = xla_cpu.jit(conv, options)
+    input_gradient = xla_cpu.jit(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0], options)
+    kernel_gradient = xla_cpu.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0], options)
 
-    print(f"{args.conv_impl}, batch {args.batch_size}, options {'XLA defaults' if options is None else options}, "
+    print(f"{args.conv_impl}, batch {args.batch_size}, options {options or 'XLA defaults'}, "
           f"huge pages {allocator.uses_huge_pages()}")
     print(f"{'layer':24s} {'GFLOP':>6s} {'forward ms':>11s} {'input grad ms':>14s} {'kernel grad ms':>15s}  (GFLOP/s)")
     size, in_channels = args.image_size, 1

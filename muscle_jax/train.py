@@ -89,8 +89,7 @@ def make_fold_train_step(
         fold_indices = jnp.arange(images_KxBxHxWx1.shape[0])
         return folds_lib.over_folds(per_fold, fold_execution)(state, images_KxBxHxWx1, targets_KxBxT, fold_indices)
 
-    options = xla_cpu.compiler_options() if compiler_options is None else compiler_options
-    return jax.jit(fold_step, donate_argnums=0, compiler_options=options or None)
+    return xla_cpu.jit(fold_step, compiler_options, donate_argnums=0)
 
 
 def fold_placement(config: ml_collections.ConfigDict, num_folds: int):

@@ -34,6 +34,8 @@ def compiler_options(backend: str | None = None) -> dict[str, Any]:
     return dict(CPU_COMPILER_OPTIONS) if backend == "cpu" else {}
 
 
-def jit(fun: Callable, **jit_kwargs) -> Callable:
-    """`jax.jit` with the tuned options of the default backend."""
-    return jax.jit(fun, compiler_options=compiler_options() or None, **jit_kwargs)
+def jit(fun: Callable, options: dict[str, Any] | None = None, **jit_kwargs) -> Callable:
+    """`jax.jit` with XLA compiler `options`: None means the tuned ones of the default backend
+    (`compiler_options()`), {} XLA's defaults."""
+    chosen = compiler_options() if options is None else options
+    return jax.jit(fun, compiler_options=chosen or None, **jit_kwargs)
