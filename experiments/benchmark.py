@@ -43,7 +43,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -82,20 +82,46 @@ def machine_info() -> dict[str, Any]:
         "backend": jax.default_backend(),
         "devices": [d.device_kind for d in jax.devices()],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "free_page_reporting": allocator.page_reporting_settings(),
     }
 
 
-def timed_repeats(run_step: Callable[[], None], warmup_steps: int, repeats: int) -> tuple[list[float], list[float]]:
-    """Wall and process-CPU seconds of `repeats` calls of `run_step`, after `warmup_steps` untimed calls."""
+class Timings(NamedTuple):
+    """Per timed call: wall and process-CPU seconds, and the MiB of free memory the kernel
+    reported to its host meanwhile (None where it does not count them, allocator.py)."""
+
+    wall_s: list[float]
+    cpu_s: list[float]
+    reported_to_host_mib: list[float] | None
+
+
+def timed_repeats(run_step: Callable[[], None], warmup_steps: int, repeats: int) -> Timings:
+    """`repeats` timed calls of `run_step`, after `warmup_steps` untimed calls."""
     for _ in range(warmup_steps):
         run_step()
-    wall, cpu = [], []
+    wall, cpu, reported = [], [], []
     for _ in range(repeats):
+        reported_start = allocator.memory_reported_to_host_kib()
         wall_start, cpu_start = time.perf_counter(), time.process_time()
         run_step()
         wall.append(time.perf_counter() - wall_start)
         cpu.append(time.process_time() - cpu_start)
-    return wall, cpu
+        reported_end = allocator.memory_reported_to_host_kib()
+        if reported_start is not None and reported_end is not None:
+            reported.append((reported_end - reported_start) / 1024)
+    return Timings(wall, cpu, reported if len(reported) == repeats else None)
+
+
+def host_reclaim_figures(reported_to_host_mib: list[float] | None) -> dict[str, Any]:
+    """How many timed steps overlapped the kernel handing freed memory back to its host (a
+    virtual machine's free page reporting): such steps re-fault that memory slowly, which
+    the mean rate shows and the median hides. None where the kernel does not count it."""
+    if reported_to_host_mib is None:
+        return {"steps_with_memory_reported_to_host": None, "memory_reported_to_host_mib": None}
+    return {
+        "steps_with_memory_reported_to_host": sum(mib > 0 for mib in reported_to_host_mib),
+        "memory_reported_to_host_mib": sum(reported_to_host_mib),
+    }
 
 
 def throughput(wall_s: list[float], cpu_s: list[float], examples_per_call: int) -> dict[str, float]:
@@ -126,7 +152,7 @@ def matmul_peak(n: int, repeats: int) -> dict[str, float]:
     wall: list[float] = []
     for options in ({}, xla_cpu.compiler_options()):
         matmul = xla_cpu.jit(jnp.matmul, options)
-        wall += timed_repeats(lambda: matmul(a, b).block_until_ready(), 2, max(repeats, 5))[0]
+        wall += timed_repeats(lambda: matmul(a, b).block_until_ready(), 2, max(repeats, 5)).wall_s
     flops = 2.0 * n**3
     return {"flops_per_s": flops / min(wall), "flops_per_s_median": flops / statistics.median(wall), "n": n}
 
@@ -192,15 +218,17 @@ class StepBench:
         metrics["loss"].block_until_ready()
 
 
-def step_figures(wall_s, cpu_s, examples_per_call, step: StepBench, flops_per_example, peak_flops_per_s):
-    """Throughput, achieved FLOP/s (model FLOPs × examples/s), fraction of peak, memory, and
-    the FLOPs per example XLA counts for the program `step` that ran."""
-    figures = throughput(wall_s, cpu_s, examples_per_call)
+def step_figures(timings: Timings, examples_per_call, step: StepBench, flops_per_example, peak_flops_per_s):
+    """Throughput, achieved FLOP/s (model FLOPs × examples/s), fraction of peak, memory, steps
+    slowed by the host taking memory back, and the FLOPs per example XLA counts for the
+    program `step` that ran."""
+    figures = throughput(timings.wall_s, timings.cpu_s, examples_per_call)
     figures["compile_s"] = step.compile_s
     figures["executed_flops_per_example"] = step.flops_per_step / step.examples_per_step
     figures["achieved_flops_per_s"] = flops_per_example * figures["examples_per_s"]
     figures["fraction_of_peak"] = figures["achieved_flops_per_s"] / peak_flops_per_s
     figures["memory"] = memory_figures(step.compiled)
+    figures.update(host_reclaim_figures(timings.reported_to_host_mib))
     return figures
 
 
@@ -312,9 +340,9 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
     single = StepBench(config, model, tx, 1, "vmap")
     flops_per_example = direct_conv_flops_per_example(config, tx, bench.num_targets, single)
     results["model_flops_per_example"] = flops_per_example
-    wall, cpu = timed_repeats(single.run, bench.warmup_steps, bench.repeats)
+    timings = timed_repeats(single.run, bench.warmup_steps, bench.repeats)
     results["single"] = step_figures(
-        wall, cpu, batch_size, single, flops_per_example, peak["flops_per_s"]
+        timings, batch_size, single, flops_per_example, peak["flops_per_s"]
     )
     results["compile_s"] = {"single": single.compile_s}
     logging.info("single: %.1f examples/s", results["single"]["examples_per_s"])
@@ -328,9 +356,9 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         other_model_config["conv_impl"] = conv_impl
         other_model = create_model(ml_collections.ConfigDict(other_model_config), bench.num_targets)
         other = StepBench(config, other_model, tx, 1, "vmap")
-        wall, cpu = timed_repeats(other.run, bench.warmup_steps, bench.repeats)
+        timings = timed_repeats(other.run, bench.warmup_steps, bench.repeats)
         results["single_by_conv_impl"][conv_impl] = step_figures(
-            wall, cpu, batch_size, other, flops_per_example, peak["flops_per_s"]
+            timings, batch_size, other, flops_per_example, peak["flops_per_s"]
         )
         logging.info("single, conv_impl=%s: %.1f examples/s", conv_impl, results["single_by_conv_impl"][conv_impl]["examples_per_s"])
         del other
@@ -343,9 +371,9 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         if options == xla_cpu.compiler_options():
             continue
         other = StepBench(config, model, tx, 1, "vmap", compiler_options=options)
-        wall, cpu = timed_repeats(other.run, bench.warmup_steps, bench.repeats)
+        timings = timed_repeats(other.run, bench.warmup_steps, bench.repeats)
         results["single_by_compiler_options"][name] = step_figures(
-            wall, cpu, batch_size, other, flops_per_example, peak["flops_per_s"]
+            timings, batch_size, other, flops_per_example, peak["flops_per_s"]
         )
         results["single_by_compiler_options"][name]["compiler_options"] = options
         logging.info("single, compiler options %s: %.1f examples/s", name, results["single_by_compiler_options"][name]["examples_per_s"])
@@ -363,9 +391,9 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
             single.run()
             states[k] = single.state
 
-    wall, cpu = timed_repeats(sequential_round, bench.warmup_steps, bench.repeats)
+    timings = timed_repeats(sequential_round, bench.warmup_steps, bench.repeats)
     results["folds_sequential"] = step_figures(
-        wall, cpu, num_folds * batch_size, single, flops_per_example, peak["flops_per_s"]
+        timings, num_folds * batch_size, single, flops_per_example, peak["flops_per_s"]
     )
     logging.info("folds_sequential: %.1f examples/s", results["folds_sequential"]["examples_per_s"])
     del states
@@ -388,9 +416,9 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
             del stacked
             gc.collect()
             continue
-        wall, cpu = timed_repeats(stacked.run, bench.warmup_steps, bench.repeats)
+        timings = timed_repeats(stacked.run, bench.warmup_steps, bench.repeats)
         results[key] = step_figures(
-            wall, cpu, num_folds * batch_size, stacked, flops_per_example, peak["flops_per_s"]
+            timings, num_folds * batch_size, stacked, flops_per_example, peak["flops_per_s"]
         )
         results[key]["fold_execution"] = execution
         results["compile_s"][key] = stacked.compile_s
@@ -412,6 +440,13 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
     return results
 
 
+def reclaimed_steps(figures: dict[str, Any]) -> str:
+    """'slowed/timed' steps during which the host took freed memory back, '-' where not counted."""
+    if figures.get("steps_with_memory_reported_to_host") is None:
+        return "-"
+    return f"{figures['steps_with_memory_reported_to_host']}/{figures['repeats']}"
+
+
 def summary_lines(results: dict[str, Any]) -> list[str]:
     """A readable table of the headline figures."""
     peak = results["peak_flops_per_s"]
@@ -421,12 +456,14 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         f"jax {results['machine']['jax']} on {results['machine']['backend']}; "
         f"load average {results['load_average_start'][0]:.1f} → {results['load_average_end'][0]:.1f}",
         f"XLA options {results['compiler_options'] or 'none'}; allocator "
-        f"{'huge pages (glibc.malloc.hugetlb=1)' if results['huge_pages'] else 'glibc default'}",
+        f"{'huge pages (glibc.malloc.hugetlb=1)' if results['huge_pages'] else 'glibc default'}; "
+        f"free page reporting {results['machine']['free_page_reporting'] or 'none'} (column 'reclaimed': timed "
+        "steps during which the kernel handed freed memory to the VM's host, which the next step re-faults slowly)",
         f"matmul peak {peak / 1e9:.1f} GFLOP/s; model {results['model_flops_per_example'] / 1e9:.3f} GFLOP per example "
         f"(forward + backward + update, direct convolutions; XLA counts "
         f"{results['single']['executed_flops_per_example'] / 1e9:.3f} for conv_impl {results['model']['conv_impl']!r})",
         f"{'measurement':{width}s} {'examples/s':>10s} {'[min – max]':>16s} {'mean':>6s} {'CPU ms/ex':>9s} "
-        f"{'GFLOP/s':>8s} {'of peak':>7s} {'compile s':>9s}",
+        f"{'GFLOP/s':>8s} {'of peak':>7s} {'compile s':>9s} {'reclaimed':>9s}",
     ]
     rows = dict(results)
     rows.update({f"single[{impl}]": value for impl, value in results["single_by_conv_impl"].items()})
@@ -440,7 +477,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                 f"{'[' + format(value['examples_per_s_min'], '.1f') + ' – ' + format(value['examples_per_s_max'], '.1f') + ']':>16s} "
                 f"{value['examples_per_s_mean']:6.1f} "
                 f"{value['cpu_s_per_example'] * 1e3:9.1f} {value['achieved_flops_per_s'] / 1e9:8.1f} "
-                f"{value['fraction_of_peak']:7.1%} {value['compile_s']:9.1f}"
+                f"{value['fraction_of_peak']:7.1%} {value['compile_s']:9.1f} {reclaimed_steps(value):>9s}"
             )
     for key in ("pytorch_reference", "pytorch_reference_other_allocator"):
         if key not in results:
@@ -451,7 +488,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
             f"{key:{width}s} {torch_ref['examples_per_s']:10.1f} "
             f"{'[' + format(torch_ref['examples_per_s_min'], '.1f') + ' – ' + format(torch_ref['examples_per_s_max'], '.1f') + ']':>16s} "
             f"{torch_ref['examples_per_s_mean']:6.1f} "
-            f"{torch_ref['cpu_s_per_example'] * 1e3:9.1f}   ({torch_ref['framework']}, {allocator_setting}; "
+            f"{torch_ref['cpu_s_per_example'] * 1e3:9.1f} {'':26s} {reclaimed_steps(torch_ref):>9s}   "
+            f"({torch_ref['framework']}, {allocator_setting}; "
             f"JAX single / PyTorch = {torch_ref['jax_single_over_pytorch']:.2f}, means "
             f"{torch_ref['jax_single_over_pytorch_mean']:.2f})"
         )

@@ -46,8 +46,8 @@ def main() -> None:
     options = {} if args.xla_defaults else xla_cpu.compiler_options()
 
     def median_ms(function, *operands) -> float:
-        wall, _ = timed_repeats(lambda: jax.block_until_ready(function(*operands)), 1, args.repeats)
-        return statistics.median(wall) * 1e3
+        timings = timed_repeats(lambda: jax.block_until_ready(function(*operands)), 1, args.repeats)
+        return statistics.median(timings.wall_s) * 1e3
 
     conv = layers.conv_function(args.conv_impl)
     forward = xla_cpu.jit(conv, options)

@@ -27,6 +27,18 @@ import time
 import torch
 from torch import nn
 
+# muscle_jax/allocator.py's counter of free memory handed back to a VM's host (muscle_jax is
+# not installed in this interpreter): steps during which it grows re-fault memory slowly.
+REPORTED_TO_HOST_KIB = "/sys/module/page_reporting/parameters/reported_kib"
+
+
+def reported_to_host_kib() -> int | None:
+    try:
+        with open(REPORTED_TO_HOST_KIB) as counter:
+            return int(counter.read())
+    except (OSError, ValueError):
+        return None
+
 
 def make_network(channels: tuple[int, ...], hidden: int, dropout: float, num_targets: int) -> nn.Module:
     """[conv → ReLU → conv → ReLU → maxpool] per stage, GAP, Dense → ReLU → Dropout → Dense."""
@@ -69,12 +81,17 @@ def measure(args: argparse.Namespace) -> dict:
 
     for _ in range(args.warmup):
         step()
-    seconds, cpu_seconds = [], []
+    seconds, cpu_seconds, reported_kib = [], [], []
     for _ in range(args.repeats):
+        reported_start = reported_to_host_kib()
         start, cpu_start = time.perf_counter(), time.process_time()
         step()
         seconds.append(time.perf_counter() - start)
         cpu_seconds.append(time.process_time() - cpu_start)
+        reported_end = reported_to_host_kib()
+        if reported_start is not None and reported_end is not None:
+            reported_kib.append(reported_end - reported_start)
+    counted = len(reported_kib) == args.repeats
     rates = [args.batch_size / s for s in seconds]
     return {
         "framework": f"torch {torch.__version__}",
@@ -88,6 +105,8 @@ def measure(args: argparse.Namespace) -> dict:
         "examples_per_s_mean": args.batch_size * len(seconds) / sum(seconds),
         "cpu_s_per_example": statistics.median(cpu_seconds) / args.batch_size,
         "repeats": args.repeats,
+        "steps_with_memory_reported_to_host": sum(kib > 0 for kib in reported_kib) if counted else None,
+        "memory_reported_to_host_mib": sum(reported_kib) / 1024 if counted else None,
     }
 
 

@@ -12,6 +12,11 @@ glibc reads tunables only when a process starts, so `reexec_with_huge_pages` res
 running command with the tunable set. Where the kernel's transparent huge pages are off
 ("never") or glibc predates 2.35, the tunable changes nothing.
 
+On a virtual machine whose kernel hands free memory back to its host (virtio-balloon free
+page reporting), memory a step frees may be taken back between steps, and touching it again
+then costs the host's page faults as well: `memory_reported_to_host_kib` reads how much the
+kernel has handed back, so that a benchmark can tell such steps from slow computation.
+
 This module needs only the standard library.
 """
 
@@ -20,8 +25,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"
+# Free page reporting's module parameters. `reported_kib` is not in every kernel that reports.
+PAGE_REPORTING_PARAMETERS = Path("/sys/module/page_reporting/parameters")
 
 
 def uses_huge_pages(environ: dict[str, str] | None = None) -> bool:
@@ -56,3 +64,22 @@ def reexec_with_huge_pages() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, sys.orig_argv, with_huge_pages(dict(os.environ)))
+
+
+def memory_reported_to_host_kib(parameters: Path = PAGE_REPORTING_PARAMETERS) -> int | None:
+    """KiB of free memory the kernel has reported to its host since boot, or None where it
+    does not count them (no free page reporting, or a kernel without the counter)."""
+    try:
+        return int((parameters / "reported_kib").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def page_reporting_settings(parameters: Path = PAGE_REPORTING_PARAMETERS) -> dict[str, str]:
+    """Free page reporting's settings (module parameters but the running counters), {} without it."""
+    counters = {"reported_kib", "passes", "walked"}
+    try:
+        files = sorted(path for path in parameters.iterdir() if path.name not in counters)
+        return {path.name: path.read_text().strip() for path in files}
+    except OSError:
+        return {}

@@ -72,3 +72,18 @@ def test_command_restarts_with_huge_pages_and_large_buffers_fault_far_less():
     assert plain_faults > pages // 2 or _transparent_huge_pages() == "always"
     if _transparent_huge_pages() == "madvise":  # where glibc's madvise can take effect
         assert huge_faults < pages // 20, f"{huge_faults} page faults touching 256 MiB with huge pages"
+
+
+def test_page_reporting_counter_and_settings_are_read_or_absent(tmp_path):
+    parameters = tmp_path / "parameters"
+    assert allocator.memory_reported_to_host_kib(parameters) is None  # no free page reporting
+    assert allocator.page_reporting_settings(parameters) == {}
+    parameters.mkdir()
+    (parameters / "page_reporting_order").write_text("9\n")
+    assert allocator.memory_reported_to_host_kib(parameters) is None  # a kernel without the counter
+    (parameters / "reported_kib").write_text("625778236\n")
+    (parameters / "passes").write_text("3926\n")
+    assert allocator.memory_reported_to_host_kib(parameters) == 625778236
+    assert allocator.page_reporting_settings(parameters) == {"page_reporting_order": "9"}
+    (parameters / "reported_kib").write_text("")
+    assert allocator.memory_reported_to_host_kib(parameters) is None

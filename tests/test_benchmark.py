@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from muscle_jax import allocator
+
 _REPO = Path(__file__).resolve().parents[1]
 
 
@@ -18,7 +20,7 @@ def test_benchmark_writes_every_figure(smoke_dataset, tmp_path):
         "--config.benchmark.warmup_steps=1", "--config.benchmark.repeats=2",
         "--config.benchmark.single_conv_impls=('xla',)",
         "--config.benchmark.compiler_option_variants=('xla_defaults',)",
-        "--config.benchmark.peak_matmul_size=128", "--config.benchmark.input_pipeline_steps=2",
+        "--config.benchmark.peak_matmul_size=256", "--config.benchmark.input_pipeline_steps=2",
         f"--config.dataset.data_dir={smoke_dataset.data_dir}", "--config.dataset.builder_config=phantom_smoke",
     ]
     completed = subprocess.run(command, cwd=_REPO, capture_output=True, text=True)
@@ -31,6 +33,11 @@ def test_benchmark_writes_every_figure(smoke_dataset, tmp_path):
         assert 0 < results[key]["fraction_of_peak"] < 1.5, key
         figures = results[key]
         assert figures["examples_per_s_min"] <= figures["examples_per_s_mean"] <= figures["examples_per_s_max"], key
+        reclaimed, mib = figures["steps_with_memory_reported_to_host"], figures["memory_reported_to_host_mib"]
+        if allocator.memory_reported_to_host_kib() is None:
+            assert reclaimed is None and mib is None, key
+        else:  # counted on every timed step; a step counts exactly when memory went to the host
+            assert 0 <= reclaimed <= figures["repeats"] and mib >= 0 and (reclaimed == 0) == (mib == 0), key
     assert results["model_flops_per_example"] > 0 and results["peak_flops_per_s"] > 0
     assert set(results["compile_s"]) >= {"single", "folds_unroll", "folds_vmapped"}
     assert results["model"]["channels"] == [4, 128] and results["model"]["conv_impl"] == "winograd"
@@ -42,6 +49,7 @@ def test_benchmark_writes_every_figure(smoke_dataset, tmp_path):
     assert 0 < results["single"]["executed_flops_per_example"] < results["model_flops_per_example"]
     assert set(results["single_by_compiler_options"]) == {"tuned", "xla_defaults"}
     assert results["single_by_compiler_options"]["xla_defaults"]["compiler_options"] == {}
+    assert results["machine"]["free_page_reporting"] == allocator.page_reporting_settings()
     assert results["huge_pages"] is True  # the command restarted itself with glibc's tunable
     assert "JAX single" not in completed.stdout  # no PyTorch row without --torch_python
     assert "single[xla_defaults]" in completed.stdout
