@@ -458,7 +458,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         f"XLA options {results['compiler_options'] or 'none'}; allocator "
         f"{'huge pages (glibc.malloc.hugetlb=1)' if results['huge_pages'] else 'glibc default'}; "
         f"free page reporting {results['machine']['free_page_reporting'] or 'none'} (column 'reclaimed': timed "
-        "steps during which the kernel handed freed memory to the VM's host, which the next step re-faults slowly)",
+        "steps during which the kernel handed freed memory to the VM's host; re-faulting much of it slows a step)",
         f"matmul peak {peak / 1e9:.1f} GFLOP/s; model {results['model_flops_per_example'] / 1e9:.3f} GFLOP per example "
         f"(forward + backward + update, direct convolutions; XLA counts "
         f"{results['single']['executed_flops_per_example'] / 1e9:.3f} for conv_impl {results['model']['conv_impl']!r})",
