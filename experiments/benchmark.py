@@ -114,8 +114,9 @@ def timed_repeats(run_step: Callable[[], None], warmup_steps: int, repeats: int)
 
 def host_reclaim_figures(reported_to_host_mib: list[float] | None) -> dict[str, Any]:
     """How many timed steps overlapped the kernel handing freed memory back to its host (a
-    virtual machine's free page reporting): such steps re-fault that memory slowly, which
-    the mean rate shows and the median hides. None where the kernel does not count it."""
+    virtual machine's free page reporting), and how much: re-faulting hundreds of MiB slows a
+    step, which the mean rate shows and the median hides. None where the kernel does not
+    count it."""
     if reported_to_host_mib is None:
         return {"steps_with_memory_reported_to_host": None, "memory_reported_to_host_mib": None}
     return {
@@ -220,8 +221,8 @@ class StepBench:
 
 def step_figures(timings: Timings, examples_per_call, step: StepBench, flops_per_example, peak_flops_per_s):
     """Throughput, achieved FLOP/s (model FLOPs × examples/s), fraction of peak, memory, steps
-    slowed by the host taking memory back, and the FLOPs per example XLA counts for the
-    program `step` that ran."""
+    during which the host took freed memory back, and the FLOPs per example XLA counts for
+    the program `step` that ran."""
     figures = throughput(timings.wall_s, timings.cpu_s, examples_per_call)
     figures["compile_s"] = step.compile_s
     figures["executed_flops_per_example"] = step.flops_per_step / step.examples_per_step
@@ -441,7 +442,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
 
 
 def reclaimed_steps(figures: dict[str, Any]) -> str:
-    """'slowed/timed' steps during which the host took freed memory back, '-' where not counted."""
+    """'reclaimed/timed': steps during which the host took freed memory back, '-' where not counted."""
     if figures.get("steps_with_memory_reported_to_host") is None:
         return "-"
     return f"{figures['steps_with_memory_reported_to_host']}/{figures['repeats']}"

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 # muscle_jax/allocator.py's counter of free memory handed back to a VM's host (muscle_jax is
-# not installed in this interpreter): steps during which it grows re-fault memory slowly.
+# not installed in this interpreter): re-faulting what a step hands back can slow it.
 REPORTED_TO_HOST_KIB = "/sys/module/page_reporting/parameters/reported_kib"
 
 
