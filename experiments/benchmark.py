@@ -310,7 +310,9 @@ def pytorch_reference(config, torch_python: str, huge_pages: bool) -> dict[str, 
     completed = subprocess.run(command, capture_output=True, text=True, env=environ)
     if completed.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stderr[-2000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result.update(host_reclaim_figures(result["reported_to_host_mib"]))
+    return result
 
 
 def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
