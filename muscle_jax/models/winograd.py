@@ -10,7 +10,8 @@ instead of 16 · 9 = 144. The transforms cost memory traffic linear in the numbe
 channels (each tile becomes 36 points: 2.25× the activation), while the matmuls grow with
 C_in · C_out; so the trade pays off only on wide layers. On the 2-core CPU it did for the
 pinned benchmark network's layers with 128 or more input channels and did not below
-(docs/performance.md), which is why `layers` uses it there only. In float32 the result differs from a direct convolution by about 1e-5 relative.
+(docs/performance.md), which is why `layers` uses it there only. In float32 the result
+differs from a direct convolution by about 1e-5 relative.
 
 Shapes: P = 36 transform points, T = tiles (images · ⌈H/4⌉ · ⌈W/4⌉), NHWC input, HWIO kernel.
 The gradient is written out (`custom_vjp`): the input gradient is the same Winograd
