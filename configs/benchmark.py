@@ -49,9 +49,15 @@ def get_config() -> ml_collections.ConfigDict:
     config.benchmark.single_conv_impls = ("winograd", "xla_chunked_wgrad", "xla", "matmul")
     # The single model is also compiled with these XLA options (experiments/benchmark.py's
     # compiler_option_variant): the tuned set training uses is the `single` figure itself.
+    # '+<option>=<value>' adds or changes one option of the tuned set, '-<option>' drops one.
     config.benchmark.compiler_option_variants = (
         "xla_defaults", "xla_cpu_experimental_ynn_fusion_type", "xla_cpu_use_fusion_emitters",
+        "+xla_cpu_scheduler_type=CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED",
     )
+    # The K-fold programs are also compiled with these (relative to the options training uses
+    # for them; a variant equal to those is not run twice): without the memory-optimised
+    # schedule that unrolled folds get (xla_cpu.UNROLLED_FOLDS_OPTIONS).
+    config.benchmark.fold_compiler_option_variants = ("-xla_cpu_scheduler_type",)
     # On a CPU host, a K-fold measurement whose XLA memory plan exceeds this fraction of the
     # available memory is recorded as skipped instead of run (the host is shared).
     config.benchmark.max_memory_fraction = 0.5

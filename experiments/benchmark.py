@@ -11,7 +11,9 @@ Measures, in one process and one after another (so they share the machine's load
   'map' runs them one after another inside the step);
 - `folds_sequential`: K single-model steps one after another (K separate calls);
 - `single_by_compiler_options`: the single model compiled with each `benchmark.
-  compiler_option_variants` entry (the XLA CPU options lever, `muscle_jax/xla_cpu.py`);
+  compiler_option_variants` entry (the XLA CPU options lever, `muscle_jax/xla_cpu.py`), and
+  `folds_unroll_by_compiler_options` (etc.): the K-fold programs with each `benchmark.
+  fold_compiler_option_variants` entry;
 - `input_pipeline`: batches from the configured tfds dataset through grain, without a model;
 - with --torch_python, `pytorch_reference`: the same network and step in PyTorch
   (experiments/pytorch_reference.py) run in that interpreter, right after the JAX steps,
@@ -244,18 +246,33 @@ def direct_conv_flops_per_example(config, tx, num_targets: int, single: StepBenc
     return direct.flops_per_step / config.train.batch_size
 
 
-def compiler_option_variant(name: str) -> dict[str, Any]:
-    """XLA options named in `benchmark.compiler_option_variants`: 'tuned' (what training uses),
-    'xla_defaults' (none), or one option of `xla_cpu.CPU_COMPILER_OPTIONS` alone by its name."""
+def _option_value(text: str) -> bool | int | str:
+    """An XLA option's value as written in a config string: true/false, an integer, or text."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def compiler_option_variant(name: str, tuned: dict[str, Any] | None = None) -> dict[str, Any]:
+    """XLA options named in `benchmark.*compiler_option_variants`: 'tuned' (what training uses
+    for the program, `tuned`; default: the single-model set), 'xla_defaults' (none), one option
+    of `xla_cpu.CPU_COMPILER_OPTIONS` alone by its name, '+<option>=<value>' (the tuned set
+    with that option added or changed) or '-<option>' (the tuned set without it)."""
+    tuned = xla_cpu.compiler_options() if tuned is None else tuned
     if name == "tuned":
-        return xla_cpu.compiler_options()
+        return dict(tuned)
     if name == "xla_defaults":
         return {}
     if name in xla_cpu.CPU_COMPILER_OPTIONS:
         return {name: xla_cpu.CPU_COMPILER_OPTIONS[name]}
+    if name.startswith("+") and "=" in name:
+        option, value = name[1:].split("=", 1)
+        return {**tuned, option: _option_value(value)}
+    if name.startswith("-") and len(name) > 1:  # dropping an option the program lacks: the tuned set
+        return {option: value for option, value in tuned.items() if option != name[1:]}
     raise ValueError(
-        f"benchmark.compiler_option_variants: unknown {name!r}; use 'tuned', 'xla_defaults' or one of "
-        f"{sorted(xla_cpu.CPU_COMPILER_OPTIONS)}"
+        f"benchmark compiler option variant {name!r}: use 'tuned', 'xla_defaults', '+<option>=<value>', "
+        f"'-<option>' or one of {sorted(xla_cpu.CPU_COMPILER_OPTIONS)} alone"
     )
 
 
@@ -315,6 +332,33 @@ def pytorch_reference(config, torch_python: str, huge_pages: bool) -> dict[str, 
     return result
 
 
+def fold_figures(config, model, tx, execution: str, options, flops_per_example, peak, available_at_start):
+    """K fold models in one step run as `execution`, compiled with XLA `options`; on a CPU host,
+    recorded as skipped (with the reason) when XLA's plan needs too much of its memory."""
+    bench = config.benchmark
+    stacked = StepBench(config, model, tx, bench.num_folds, execution, compiler_options=options)
+    needed = memory_figures(stacked.compiled).get("xla_peak_bytes")
+    if (
+        jax.default_backend() == "cpu" and needed and available_at_start
+        and needed > bench.max_memory_fraction * available_at_start
+    ):
+        # A shared host must not be pushed into swapping or the OOM killer: record why, run nothing.
+        figures = {
+            "examples_per_s": None, "compile_s": stacked.compile_s,
+            "skipped": f"needs {needed / 2**30:.1f} GiB, {available_at_start / 2**30:.1f} GiB available at the start "
+            f"(limit benchmark.max_memory_fraction={bench.max_memory_fraction})",
+            "memory": memory_figures(stacked.compiled),
+        }
+    else:
+        timings = timed_repeats(stacked.run, bench.warmup_steps, bench.repeats)
+        figures = step_figures(
+            timings, bench.num_folds * config.train.batch_size, stacked, flops_per_example, peak["flops_per_s"]
+        )
+    figures["fold_execution"] = execution
+    figures["compiler_options"] = options
+    return figures
+
+
 def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
     """All figures of the module docstring, as one JSON-able dict."""
     bench = config.benchmark
@@ -325,6 +369,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         "huge_pages": allocator.uses_huge_pages(),
         "available_memory_bytes_at_start": available_at_start,
         "compiler_options": xla_cpu.compiler_options(),
+        "compiler_options_unrolled_folds": xla_cpu.compiler_options(unrolled_folds=True),
         "load_average_start": os.getloadavg(),
         "model": config.model.to_dict(),
         "optimizer": config.train.optimizer,
@@ -404,30 +449,19 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
 
     for execution in bench.fold_executions:
         key = f"folds_{'vmapped' if execution == 'vmap' else execution}"
-        stacked = StepBench(config, model, tx, num_folds, execution)
-        needed, available = memory_figures(stacked.compiled).get("xla_peak_bytes"), available_at_start
-        if jax.default_backend() == "cpu" and needed and available and needed > bench.max_memory_fraction * available:
-            # A shared host must not be pushed into swapping or the OOM killer: record why, run nothing.
-            results[key] = {
-                "examples_per_s": None, "fold_execution": execution, "compile_s": stacked.compile_s,
-                "skipped": f"needs {needed / 2**30:.1f} GiB, {available / 2**30:.1f} GiB available at the start "
-                f"(limit benchmark.max_memory_fraction={bench.max_memory_fraction})",
-                "memory": memory_figures(stacked.compiled),
-            }
-            results["compile_s"][key] = stacked.compile_s
-            logging.info("%s skipped: %s", key, results[key]["skipped"])
-            del stacked
+        tuned = xla_cpu.compiler_options(unrolled_folds=execution == "unroll")
+        results[f"{key}_by_compiler_options"] = {}
+        for name in ("tuned", *bench.fold_compiler_option_variants):
+            options = compiler_option_variant(name, tuned)
+            if name != "tuned" and options == tuned:
+                continue
+            figures = fold_figures(config, model, tx, execution, options, flops_per_example, peak, available_at_start)
+            results[f"{key}_by_compiler_options"][name] = figures
+            if name == "tuned":
+                results[key] = figures
+                results["compile_s"][key] = figures["compile_s"]
+            logging.info("%s, compiler options %s: %s examples/s", key, name, figures["examples_per_s"])
             gc.collect()
-            continue
-        timings = timed_repeats(stacked.run, bench.warmup_steps, bench.repeats)
-        results[key] = step_figures(
-            timings, num_folds * batch_size, stacked, flops_per_example, peak["flops_per_s"]
-        )
-        results[key]["fold_execution"] = execution
-        results["compile_s"][key] = stacked.compile_s
-        logging.info("%s: %.1f examples/s", key, results[key]["examples_per_s"])
-        del stacked
-        gc.collect()
 
     if torch_python:
         # Like for like: PyTorch under this process's allocator setting; the other one for the record.
@@ -453,12 +487,18 @@ def reclaimed_steps(figures: dict[str, Any]) -> str:
 def summary_lines(results: dict[str, Any]) -> list[str]:
     """A readable table of the headline figures."""
     peak = results["peak_flops_per_s"]
-    width = 46  # the longest row label: single[<an XLA option's name>]
+    rows = dict(results)
+    rows.update({f"single[{impl}]": value for impl, value in results["single_by_conv_impl"].items()})
+    for key in [key for key in results if key.endswith("_by_compiler_options")]:
+        program = key.removesuffix("_by_compiler_options")
+        rows.update({f"{program}[{name}]": value for name, value in results[key].items() if name != "tuned"})
+    width = max(len(label) for label in [*rows, "pytorch_reference_other_allocator"])
     lines = [
         f"machine: {results['machine']['cpu_model']} ({results['machine']['cpu_count']} cores), "
         f"jax {results['machine']['jax']} on {results['machine']['backend']}; "
         f"load average {results['load_average_start'][0]:.1f} → {results['load_average_end'][0]:.1f}",
-        f"XLA options {results['compiler_options'] or 'none'}; allocator "
+        f"XLA options {results['compiler_options'] or 'none'} (unrolled folds: "
+        f"{results['compiler_options_unrolled_folds'] or 'none'}); allocator "
         f"{'huge pages (glibc.malloc.hugetlb=1)' if results['huge_pages'] else 'glibc default'}; "
         f"free page reporting {results['machine']['free_page_reporting'] or 'none'} (column 'reclaimed': timed "
         "steps during which the kernel handed freed memory to the VM's host; re-faulting much of it slows a step)",
@@ -468,9 +508,6 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         f"{'measurement':{width}s} {'examples/s':>10s} {'[min – max]':>16s} {'mean':>6s} {'CPU ms/ex':>9s} "
         f"{'GFLOP/s':>8s} {'of peak':>7s} {'compile s':>9s} {'reclaimed':>9s}",
     ]
-    rows = dict(results)
-    rows.update({f"single[{impl}]": value for impl, value in results["single_by_conv_impl"].items()})
-    rows.update({f"single[{name}]": value for name, value in results["single_by_compiler_options"].items()})
     for key, value in rows.items():
         if isinstance(value, dict) and "skipped" in value:
             lines.append(f"{key:{width}s} skipped: {value['skipped']}")

@@ -81,7 +81,8 @@ def make_fold_train_step(
 ) -> Callable:
     """(state_K, batch with [K, B, ...] arrays) → (state_K, metrics_K), jitted, the state donated.
 
-    `compiler_options` are XLA's; None means `xla_cpu.compiler_options()` (tuned on CPU).
+    `compiler_options` are XLA's; None means the tuned ones on CPU (`xla_cpu.compiler_options`,
+    with the memory-optimised schedule when the folds are unrolled).
     """
 
     def fold_step(state, images_KxBxHxWx1, targets_KxBxT):
@@ -89,6 +90,8 @@ def make_fold_train_step(
         fold_indices = jnp.arange(images_KxBxHxWx1.shape[0])
         return folds_lib.over_folds(per_fold, fold_execution)(state, images_KxBxHxWx1, targets_KxBxT, fold_indices)
 
+    if compiler_options is None:
+        compiler_options = xla_cpu.compiler_options(unrolled_folds=fold_execution == "unroll")
     return xla_cpu.jit(fold_step, compiler_options, donate_argnums=0)
 
 

@@ -19,7 +19,8 @@ def test_benchmark_writes_every_figure(smoke_dataset, tmp_path):
         "--config.benchmark.num_folds=2", "--config.train.batch_size=4", "--config.benchmark.image_hw=(16, 16)",
         "--config.benchmark.warmup_steps=1", "--config.benchmark.repeats=2",
         "--config.benchmark.single_conv_impls=('xla',)",
-        "--config.benchmark.compiler_option_variants=('xla_defaults',)",
+        "--config.benchmark.compiler_option_variants=('xla_defaults', '+xla_cpu_use_fusion_emitters=true')",
+        "--config.benchmark.fold_compiler_option_variants=('-xla_cpu_scheduler_type',)",
         "--config.benchmark.peak_matmul_size=256", "--config.benchmark.input_pipeline_steps=2",
         f"--config.dataset.data_dir={smoke_dataset.data_dir}", "--config.dataset.builder_config=phantom_smoke",
     ]
@@ -47,9 +48,24 @@ def test_benchmark_writes_every_figure(smoke_dataset, tmp_path):
     assert abs(results["model_flops_per_example"] - direct) <= 1e-6 * direct
     # The 128 → 128 layer runs Winograd, which XLA counts as fewer FLOPs than the model's.
     assert 0 < results["single"]["executed_flops_per_example"] < results["model_flops_per_example"]
-    assert set(results["single_by_compiler_options"]) == {"tuned", "xla_defaults"}
-    assert results["single_by_compiler_options"]["xla_defaults"]["compiler_options"] == {}
+    tuned = results["compiler_options"]
+    by_options = results["single_by_compiler_options"]
+    assert set(by_options) == {"tuned", "xla_defaults", "+xla_cpu_use_fusion_emitters=true"}
+    assert by_options["xla_defaults"]["compiler_options"] == {}
+    assert by_options["+xla_cpu_use_fusion_emitters=true"]["compiler_options"] == {
+        **tuned, "xla_cpu_use_fusion_emitters": True
+    }
+    # Unrolled folds get the memory-optimised schedule; the variant drops it. The vmapped
+    # program has no such option, so the same variant is not run twice for it.
+    unrolled = results["folds_unroll_by_compiler_options"]
+    assert set(unrolled) == {"tuned", "-xla_cpu_scheduler_type"}
+    assert unrolled["tuned"]["compiler_options"] == results["compiler_options_unrolled_folds"]
+    assert unrolled["tuned"]["compiler_options"]["xla_cpu_scheduler_type"] == "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"
+    assert unrolled["-xla_cpu_scheduler_type"]["compiler_options"] == tuned
+    assert unrolled["-xla_cpu_scheduler_type"]["examples_per_s"] > 0
+    assert set(results["folds_vmapped_by_compiler_options"]) == {"tuned"}
     assert results["machine"]["free_page_reporting"] == allocator.page_reporting_settings()
     assert results["huge_pages"] is True  # the command restarted itself with glibc's tunable
     assert "JAX single" not in completed.stdout  # no PyTorch row without --torch_python
     assert "single[xla_defaults]" in completed.stdout
+    assert "folds_unroll[-xla_cpu_scheduler_type]" in completed.stdout

@@ -44,3 +44,26 @@ def test_train_step_hands_its_compiler_options_to_xla(smoke_dataset):
     with pytest.raises(Exception, match="xla_cpu_no_such_option"):
         bogus.lower(state, images, targets).compile()
     train.make_fold_train_step(0, "vmap").lower(state, images, targets).compile()  # the tuned default compiles
+
+
+def test_unrolled_fold_steps_get_the_memory_optimised_schedule_which_plans_less_memory(smoke_dataset):
+    config = smoke_dataset.config()
+    model = create_model(config.model, 3)
+    tx = train.make_optimizer(config.train)
+    num_folds = 2
+    state = train.create_fold_state(model, tx, 0, num_folds, (16, 16, 1))
+    images = np.zeros((num_folds, 2, 16, 16, 1), np.uint8)
+    targets = np.zeros((num_folds, 2, 3), np.float32)
+    assert xla_cpu.compiler_options("cpu", unrolled_folds=True) == {
+        **xla_cpu.CPU_COMPILER_OPTIONS, **xla_cpu.UNROLLED_FOLDS_OPTIONS
+    }
+    assert xla_cpu.compiler_options("gpu", unrolled_folds=True) == {}
+
+    def temp_bytes(compiler_options):
+        step = train.make_fold_train_step(0, "unroll", compiler_options=compiler_options)
+        return step.lower(state, images, targets).compile().memory_analysis().temp_size_in_bytes
+
+    # The default (None) for unrolled folds is the memory-optimised schedule: the folds'
+    # working memory is shared instead of interleaved.
+    assert temp_bytes(None) == temp_bytes(xla_cpu.compiler_options(unrolled_folds=True))
+    assert temp_bytes(None) < temp_bytes(xla_cpu.compiler_options())
