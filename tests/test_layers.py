@@ -21,9 +21,10 @@ def _reference_and_inputs(in_features=3, features=5, size=8, batch=2, seed=0):
     return reference, params, x
 
 
+@pytest.mark.parametrize("in_features", [1, 3])  # 1: the image layer, which 'winograd' runs elementwise
 @pytest.mark.parametrize("impl", layers.CONV_IMPLS)
-def test_conv_matches_flax_conv_values_and_gradients(impl):
-    reference, params, x = _reference_and_inputs()
+def test_conv_matches_flax_conv_values_and_gradients(impl, in_features):
+    reference, params, x = _reference_and_inputs(in_features=in_features)
     conv = layers.make_conv(impl, 5, 3)
     assert jax.tree_util.tree_map(jnp.shape, conv.init(jax.random.key(0), x)["params"]) == jax.tree_util.tree_map(
         jnp.shape, params
@@ -49,6 +50,19 @@ def test_chunked_kernel_gradient_sums_every_chunk_including_a_short_last_one():
     got = jax.grad(loss(layers.conv_same_xla_chunked_wgrad), argnums=(0, 1))(x, kernel)
     want = jax.grad(loss(layers.conv_same_xla), argnums=(0, 1))(x, kernel)
     for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, **_TOL)
+
+
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_one_channel_conv_matches_xla_values_and_both_gradients(kernel_size):
+    x = jax.random.normal(jax.random.key(0), (3, 9, 7, 1))
+    kernel = jax.random.normal(jax.random.key(1), (kernel_size, kernel_size, 1, 4))
+    weights = jax.random.normal(jax.random.key(2), (3, 9, 7, 4))
+    np.testing.assert_allclose(layers.conv_same_one_channel(x, kernel), layers.conv_same_xla(x, kernel), **_TOL)
+    loss = lambda conv: lambda x, k: jnp.sum(weights * jnp.tanh(conv(x, k)))  # noqa: E731
+    got = jax.grad(loss(layers.conv_same_one_channel), argnums=(0, 1))(x, kernel)
+    want = jax.grad(loss(layers.conv_same_xla), argnums=(0, 1))(x, kernel)
+    for g, w in zip(got, want):  # the image's gradient too, though training never asks for it
         np.testing.assert_allclose(g, w, **_TOL)
 
 

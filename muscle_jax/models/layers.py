@@ -15,12 +15,14 @@ bias O — the parameter layout of `flax.linen.Conv`, so all are interchangeable
   the 2-core CPU it made one train step of the pinned benchmark network (128×128, batch 64)
   about 7–15% faster, and the default config's (64×64, batch 32) about 4% slower.
 - 'winograd': Winograd F(4×4, 3×3) (`muscle_jax.models.winograd`) for 3×3 layers with at
-  least `WINOGRAD_MIN_IN_CHANNELS` input channels, 'xla_chunked_wgrad' for the others. It
-  does a quarter of the multiplications, but its tile transforms cost memory traffic that
-  only wide layers repay: on the 2-core CPU one train step of the pinned benchmark network
-  ran at 69.4 examples/s (median) against 61.0 for 'xla_chunked_wgrad' in the same
-  benchmark run; by the mean, 60.3 vs 60.9, because of slow steps on that VM
-  (docs/performance.md).
+  least `WINOGRAD_MIN_IN_CHANNELS` input channels, `conv_same_one_channel` for a
+  one-channel input (the image), 'xla_chunked_wgrad' for the others. Winograd does a
+  quarter of the multiplications, but its tile transforms cost memory traffic that only
+  wide layers repay: on the 2-core CPU one train step of the pinned benchmark network ran
+  at 69.4 examples/s (median) against 61.0 for 'xla_chunked_wgrad' in the same benchmark
+  run; by the mean, 60.3 vs 60.9, because of slow steps on that VM (docs/performance.md).
+  The one-channel input layer as fused elementwise work then took the step from ~66 to ~69
+  examples/s by the median and its temporary memory from 1,015 to 923 MiB.
 - 'xla_wgrad_matmul': the forward and input gradient as XLA convolutions, the kernel
   gradient as one matmul of the patches with the output gradient (`custom_vjp`). XLA's
   kernel-gradient convolutions are its slowest per FLOP, but on the 2-core CPU measured the
@@ -134,6 +136,26 @@ def _chunked_wgrad_bwd(residuals, grad_BxHxWxO):
 
 conv_same_xla_chunked_wgrad.defvjp(_save_inputs_fwd, _chunked_wgrad_bwd)
 
+
+@jax.custom_vjp
+def conv_same_one_channel(x_BxHxWx1: jax.Array, kernel_HxWx1xO: jax.Array) -> jax.Array:
+    """'Same' stride-1 convolution of a one-channel input as a sum of its kernel_size² shifted
+    views, each scaled by one kernel row: elementwise work that XLA fuses with the bias and
+    activation that follow, where its convolution writes the output first and reads it back.
+    The kernel gradient is one matmul of the views with the output gradient."""
+    views_BxHxWxK = shifted_views_BxHxWxKC(x_BxHxWx1, kernel_HxWx1xO.shape[0])
+    kernel_KxO = kernel_HxWx1xO.reshape(-1, kernel_HxWx1xO.shape[-1])
+    return sum(
+        views_BxHxWxK[..., k : k + 1] * kernel_KxO[k].reshape(1, 1, 1, -1) for k in range(kernel_KxO.shape[0])
+    )
+
+
+def _one_channel_fwd(x_BxHxWx1, kernel_HxWx1xO):
+    return conv_same_one_channel(x_BxHxWx1, kernel_HxWx1xO), (x_BxHxWx1, kernel_HxWx1xO)
+
+
+conv_same_one_channel.defvjp(_one_channel_fwd, _wgrad_matmul_bwd)
+
 # Input channels from which 'winograd' uses Winograd F(4×4, 3×3). Whole train step of the
 # pinned benchmark network on the 2-core CPU, one process per setting, two rounds, median
 # examples/s (docs/performance.md): from 128 67.5 / 67.2, from 64 64.7 / 66.7, from 32
@@ -142,9 +164,12 @@ WINOGRAD_MIN_IN_CHANNELS = 128
 
 
 def conv_same_winograd_wide(x_BxHxWxC: jax.Array, kernel_HxWxIxO: jax.Array) -> jax.Array:
-    """Winograd F(4×4, 3×3) for wide 3×3 layers, `conv_same_xla_chunked_wgrad` for the others."""
+    """Winograd F(4×4, 3×3) for wide 3×3 layers, `conv_same_one_channel` for a one-channel
+    input, `conv_same_xla_chunked_wgrad` for the others."""
     if kernel_HxWxIxO.shape[:2] == (3, 3) and x_BxHxWxC.shape[-1] >= WINOGRAD_MIN_IN_CHANNELS:
         return winograd.conv_same_winograd(x_BxHxWxC, kernel_HxWxIxO)
+    if x_BxHxWxC.shape[-1] == 1:
+        return conv_same_one_channel(x_BxHxWxC, kernel_HxWxIxO)
     return conv_same_xla_chunked_wgrad(x_BxHxWxC, kernel_HxWxIxO)
 
 
