@@ -17,9 +17,10 @@ interleaves the K independent per-fold computations so that their thunks may run
 concurrently, and so keeps the working memory of several folds alive at once. The
 memory-optimised schedule runs them closer to one after another. On the 2-core CPU, 8
 unrolled folds ran at the same examples/s within noise with 6× less temporary memory at
-the default config (442 → 73 MiB) and 30% less on the benchmark network (7,937 → 5,574
-MiB; docs/performance.md). For one model it saved 4–15% and slowed the step (67.0 vs 70.8
-examples/s in the benchmark run), so single-model programs keep XLA's default schedule.
+the default config (442 → 73 MiB) and a third less on the benchmark network (7,202 →
+4,583 MiB; docs/performance.md). For one model it saved 4–15% and slowed the step (59.1
+vs 68.4 and 67.0 vs 70.8 examples/s in two benchmark runs), so single-model programs keep
+XLA's default schedule.
 The numbers are unchanged: only the order of independent operations moves.
 
 They apply to the CPU backend only: `compiler_options` returns nothing for a GPU or TPU.

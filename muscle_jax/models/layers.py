@@ -21,8 +21,9 @@ bias O — the parameter layout of `flax.linen.Conv`, so all are interchangeable
   wide layers repay: on the 2-core CPU one train step of the pinned benchmark network ran
   at 69.4 examples/s (median) against 61.0 for 'xla_chunked_wgrad' in the same benchmark
   run; by the mean, 60.3 vs 60.9, because of slow steps on that VM (docs/performance.md).
-  The one-channel input layer as fused elementwise work then took the step from ~66 to ~69
-  examples/s by the median and its temporary memory from 1,015 to 923 MiB.
+  The one-channel input layer as fused elementwise work then made the step a few percent
+  faster by the median and more by the mean (five alternating rounds), and its temporary
+  memory 1,015 → 923 MiB.
 - 'xla_wgrad_matmul': the forward and input gradient as XLA convolutions, the kernel
   gradient as one matmul of the patches with the output gradient (`custom_vjp`). XLA's
   kernel-gradient convolutions are its slowest per FLOP, but on the 2-core CPU measured the
