@@ -20,8 +20,8 @@ unrolled folds ran at the same examples/s within noise with 6× less temporary m
 the default config (442 → 73 MiB) and a third less on the benchmark network (7,202 →
 4,583 MiB; docs/performance.md). For one model it saved 4–15% and slowed the step (59.1
 vs 68.4 and 67.0 vs 70.8 examples/s in two benchmark runs), so single-model programs keep
-XLA's default schedule.
-The numbers are unchanged: only the order of independent operations moves.
+XLA's default schedule. The numbers are unchanged: only the order of independent operations
+moves.
 
 They apply to the CPU backend only: `compiler_options` returns nothing for a GPU or TPU.
 An option that a jaxlib does not know is an error at compile time, so a jax upgrade that

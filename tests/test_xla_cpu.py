@@ -65,5 +65,6 @@ def test_unrolled_fold_steps_get_the_memory_optimised_schedule_which_plans_less_
 
     # The default (None) for unrolled folds is the memory-optimised schedule: the folds'
     # working memory is shared instead of interleaved.
-    assert temp_bytes(None) == temp_bytes(xla_cpu.compiler_options(unrolled_folds=True))
-    assert temp_bytes(None) < temp_bytes(xla_cpu.compiler_options())
+    default_bytes = temp_bytes(None)
+    assert default_bytes == temp_bytes(xla_cpu.compiler_options(unrolled_folds=True))
+    assert default_bytes < temp_bytes(xla_cpu.compiler_options())
