@@ -61,6 +61,11 @@ def get_config() -> ml_collections.ConfigDict:
     # On a CPU host, a K-fold measurement whose XLA memory plan exceeds this fraction of the
     # available memory is recorded as skipped instead of run (the host is shared).
     config.benchmark.max_memory_fraction = 0.5
+    # With --torch_python: rounds in which the JAX single-model step and PyTorch's take turns
+    # (each `repeats` timed steps after warm-up). In one run the matmul probe and every JAX
+    # row came out 8–12% below the run before, while PyTorch, measured last, came out the
+    # same: one JAX measurement early and one PyTorch measurement late may meet two machines.
+    config.benchmark.pytorch_rounds = 3
     config.benchmark.peak_matmul_size = 2048  # n of the n×n @ n×n probe for the machine's peak
     config.benchmark.input_pipeline_steps = 20  # batches read from the tfds + grain pipeline
     return config

@@ -16,10 +16,12 @@ Measures, in one process and one after another (so they share the machine's load
   fold_compiler_option_variants` entry;
 - `input_pipeline`: batches from the configured tfds dataset through grain, without a model;
 - with --torch_python, `pytorch_reference`: the same network and step in PyTorch
-  (experiments/pytorch_reference.py) run in that interpreter, right after the JAX steps,
-  with the same allocator setting as this process (`train.huge_pages`,
-  muscle_jax/allocator.py), and `pytorch_reference_other_allocator` with the other one, so
-  that the comparison is like for like and the allocator's effect on PyTorch is on record.
+  (experiments/pytorch_reference.py) run in that interpreter with the same allocator setting
+  as this process (`train.huge_pages`, muscle_jax/allocator.py), taking turns with the JAX
+  single-model step (`single_beside_pytorch`) for `benchmark.pytorch_rounds` rounds, so that
+  a machine whose speed drifts during the run (a shared VM's does) slows both alike; and
+  `pytorch_reference_other_allocator` once with the other setting, so that the allocator's
+  effect on PyTorch is on record.
 
 Each step measurement: compile time, warm-up steps (excluded), `repeats` timed steps;
 examples/s as median, min and max over the repeats; process CPU seconds per example (a
@@ -332,6 +334,49 @@ def pytorch_reference(config, torch_python: str, huge_pages: bool) -> dict[str, 
     return result
 
 
+def pooled(rounds: list[Timings]) -> Timings:
+    """The timed steps of several rounds as one set (reclaims only where every round counted them)."""
+    reported = [r.reported_to_host_mib for r in rounds]
+    return Timings(
+        [s for r in rounds for s in r.wall_s],
+        [s for r in rounds for s in r.cpu_s],
+        None if None in reported else [mib for r in reported for mib in r],
+    )
+
+
+def beside_pytorch(config, single: StepBench, torch_python: str, huge_pages: bool, flops_per_example, peak_flops_per_s):
+    """JAX's single-model step and PyTorch's, taking turns for `benchmark.pytorch_rounds` rounds
+    (`repeats` timed steps each, after warm-up), so that both meet the same states of a shared
+    machine; each side's steps pooled over the rounds. Returns (JAX figures, PyTorch figures),
+    the latter with the ratios, pooled and round by round."""
+    bench = config.benchmark
+    batch_size = config.train.batch_size
+    jax_rounds, torch_results = [], []
+    for round_index in range(bench.pytorch_rounds):
+        jax_rounds.append(timed_repeats(single.run, bench.warmup_steps, bench.repeats))
+        torch_results.append(pytorch_reference(config, torch_python, huge_pages))
+        logging.info(
+            "round %d: JAX single %.1f, PyTorch %.1f examples/s", round_index + 1,
+            throughput(jax_rounds[-1].wall_s, jax_rounds[-1].cpu_s, batch_size)["examples_per_s"],
+            torch_results[-1]["examples_per_s"],
+        )
+    jax_figures = step_figures(pooled(jax_rounds), batch_size, single, flops_per_example, peak_flops_per_s)
+    torch_steps = pooled([Timings(r["step_s"], r["cpu_s"], r["reported_to_host_mib"]) for r in torch_results])
+    torch_figures = {
+        **{key: torch_results[-1][key] for key in ("framework", "threads", "machine", "batch_size", "huge_pages")},
+        **throughput(torch_steps.wall_s, torch_steps.cpu_s, batch_size),
+        **host_reclaim_figures(torch_steps.reported_to_host_mib),
+        "rounds": bench.pytorch_rounds,
+    }
+    torch_figures["jax_single_over_pytorch"] = jax_figures["examples_per_s"] / torch_figures["examples_per_s"]
+    torch_figures["jax_single_over_pytorch_mean"] = jax_figures["examples_per_s_mean"] / torch_figures["examples_per_s_mean"]
+    torch_figures["jax_single_over_pytorch_by_round"] = [
+        throughput(jax_round.wall_s, jax_round.cpu_s, batch_size)["examples_per_s"] / torch_round["examples_per_s"]
+        for jax_round, torch_round in zip(jax_rounds, torch_results)
+    ]
+    return jax_figures, torch_figures
+
+
 def fold_figures(config, model, tx, execution: str, options, flops_per_example, peak, available_at_start):
     """K fold models in one step run as `execution`, compiled with XLA `options`; on a CPU host,
     recorded as skipped (with the reason) when XLA's plan needs too much of its memory."""
@@ -464,14 +509,15 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
             gc.collect()
 
     if torch_python:
-        # Like for like: PyTorch under this process's allocator setting; the other one for the record.
-        same = results["huge_pages"]
-        for key, huge_pages in (("pytorch_reference", same), ("pytorch_reference_other_allocator", not same)):
-            results[key] = pytorch_reference(config, torch_python, huge_pages)
-            results[key]["jax_single_over_pytorch"] = results["single"]["examples_per_s"] / results[key]["examples_per_s"]
-            results[key]["jax_single_over_pytorch_mean"] = (
-                results["single"]["examples_per_s_mean"] / results[key]["examples_per_s_mean"]
-            )
+        # Like for like: PyTorch under this process's allocator setting, taking turns with the
+        # JAX step; the other allocator setting once, for the record.
+        results["single_beside_pytorch"], results["pytorch_reference"] = beside_pytorch(
+            config, single, torch_python, results["huge_pages"], flops_per_example, peak["flops_per_s"]
+        )
+        other = pytorch_reference(config, torch_python, not results["huge_pages"])
+        other["jax_single_over_pytorch"] = results["single"]["examples_per_s"] / other["examples_per_s"]
+        other["jax_single_over_pytorch_mean"] = results["single"]["examples_per_s_mean"] / other["examples_per_s_mean"]
+        results["pytorch_reference_other_allocator"] = other
     results["input_pipeline"] = input_pipeline_figures(config)
     results["load_average_end"] = os.getloadavg()
     return results
@@ -487,11 +533,13 @@ def reclaimed_steps(figures: dict[str, Any]) -> str:
 def summary_lines(results: dict[str, Any]) -> list[str]:
     """A readable table of the headline figures."""
     peak = results["peak_flops_per_s"]
-    rows = dict(results)
+    rows = {key: value for key, value in results.items() if key != "single_beside_pytorch"}
     rows.update({f"single[{impl}]": value for impl, value in results["single_by_conv_impl"].items()})
     for key in [key for key in results if key.endswith("_by_compiler_options")]:
         program = key.removesuffix("_by_compiler_options")
         rows.update({f"{program}[{name}]": value for name, value in results[key].items() if name != "tuned"})
+    if "single_beside_pytorch" in results:  # last, right above the PyTorch row it took turns with
+        rows["single_beside_pytorch"] = results["single_beside_pytorch"]
     width = max(len(label) for label in [*rows, "pytorch_reference_other_allocator"])
     lines = [
         f"machine: {results['machine']['cpu_model']} ({results['machine']['cpu_count']} cores), "
@@ -524,14 +572,18 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
             continue
         torch_ref = results[key]
         allocator_setting = "huge pages" if torch_ref["huge_pages"] else "glibc default allocator"
+        if "rounds" in torch_ref:
+            against = f"{torch_ref['rounds']} rounds in turn with single_beside_pytorch: "
+            by_round = " (rounds " + " / ".join(f"{r:.2f}" for r in torch_ref["jax_single_over_pytorch_by_round"]) + ")"
+        else:
+            against, by_round = "against single: ", ""
         lines.append(
             f"{key:{width}s} {torch_ref['examples_per_s']:10.1f} "
             f"{'[' + format(torch_ref['examples_per_s_min'], '.1f') + ' – ' + format(torch_ref['examples_per_s_max'], '.1f') + ']':>16s} "
             f"{torch_ref['examples_per_s_mean']:6.1f} "
             f"{torch_ref['cpu_s_per_example'] * 1e3:9.1f} {'':26s} {reclaimed_steps(torch_ref):>9s}   "
-            f"({torch_ref['framework']}, {allocator_setting}; "
-            f"JAX single / PyTorch = {torch_ref['jax_single_over_pytorch']:.2f}, means "
-            f"{torch_ref['jax_single_over_pytorch_mean']:.2f})"
+            f"({torch_ref['framework']}, {allocator_setting}; {against}JAX / PyTorch = "
+            f"{torch_ref['jax_single_over_pytorch']:.2f}{by_round}, means {torch_ref['jax_single_over_pytorch_mean']:.2f})"
         )
     pipe = results["input_pipeline"]
     lines.append(

@@ -104,7 +104,10 @@ def measure(args: argparse.Namespace) -> dict:
         "examples_per_s_mean": args.batch_size * len(seconds) / sum(seconds),
         "cpu_s_per_example": statistics.median(cpu_seconds) / args.batch_size,
         "repeats": args.repeats,
-        # Per timed step; experiments/benchmark.py summarises it as it does JAX's steps.
+        # Per timed step, so that experiments/benchmark.py can pool rounds and summarise them as
+        # it does JAX's steps.
+        "step_s": seconds,
+        "cpu_s": cpu_seconds,
         "reported_to_host_mib": [kib / 1024 for kib in reported_kib] if len(reported_kib) == args.repeats else None,
     }
 

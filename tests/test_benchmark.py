@@ -66,6 +66,7 @@ def test_benchmark_writes_every_figure(smoke_dataset, tmp_path):
     assert set(results["folds_vmapped_by_compiler_options"]) == {"tuned"}
     assert results["machine"]["free_page_reporting"] == allocator.page_reporting_settings()
     assert results["huge_pages"] is True  # the command restarted itself with glibc's tunable
-    assert "JAX single" not in completed.stdout  # no PyTorch row without --torch_python
+    # No PyTorch rows, and no JAX row taken in turns with them, without --torch_python.
+    assert "PyTorch" not in completed.stdout and "single_beside_pytorch" not in results
     assert "single[xla_defaults]" in completed.stdout
     assert "folds_unroll[-xla_cpu_scheduler_type]" in completed.stdout
