@@ -344,6 +344,14 @@ def pooled(rounds: list[Timings]) -> Timings:
     )
 
 
+def jax_over_pytorch(jax_figures: dict[str, Any], torch_figures: dict[str, Any]) -> dict[str, float]:
+    """JAX's examples/s over PyTorch's, by the median and by the mean rate."""
+    return {
+        "jax_single_over_pytorch": jax_figures["examples_per_s"] / torch_figures["examples_per_s"],
+        "jax_single_over_pytorch_mean": jax_figures["examples_per_s_mean"] / torch_figures["examples_per_s_mean"],
+    }
+
+
 def beside_pytorch(config, single: StepBench, torch_python: str, huge_pages: bool, flops_per_example, peak_flops_per_s):
     """JAX's single-model step and PyTorch's, taking turns for `benchmark.pytorch_rounds` rounds
     (`repeats` timed steps each, after warm-up), so that both meet the same states of a shared
@@ -351,13 +359,14 @@ def beside_pytorch(config, single: StepBench, torch_python: str, huge_pages: boo
     the latter with the ratios, pooled and round by round."""
     bench = config.benchmark
     batch_size = config.train.batch_size
-    jax_rounds, torch_results = [], []
+    jax_rounds, torch_results, ratio_by_round = [], [], []
     for round_index in range(bench.pytorch_rounds):
         jax_rounds.append(timed_repeats(single.run, bench.warmup_steps, bench.repeats))
+        jax_rate = throughput(jax_rounds[-1].wall_s, jax_rounds[-1].cpu_s, batch_size)["examples_per_s"]
         torch_results.append(pytorch_reference(config, torch_python, huge_pages))
+        ratio_by_round.append(jax_rate / torch_results[-1]["examples_per_s"])
         logging.info(
-            "round %d: JAX single %.1f, PyTorch %.1f examples/s", round_index + 1,
-            throughput(jax_rounds[-1].wall_s, jax_rounds[-1].cpu_s, batch_size)["examples_per_s"],
+            "round %d: JAX single %.1f, PyTorch %.1f examples/s", round_index + 1, jax_rate,
             torch_results[-1]["examples_per_s"],
         )
     jax_figures = step_figures(pooled(jax_rounds), batch_size, single, flops_per_example, peak_flops_per_s)
@@ -367,13 +376,9 @@ def beside_pytorch(config, single: StepBench, torch_python: str, huge_pages: boo
         **throughput(torch_steps.wall_s, torch_steps.cpu_s, batch_size),
         **host_reclaim_figures(torch_steps.reported_to_host_mib),
         "rounds": bench.pytorch_rounds,
+        "jax_single_over_pytorch_by_round": ratio_by_round,
     }
-    torch_figures["jax_single_over_pytorch"] = jax_figures["examples_per_s"] / torch_figures["examples_per_s"]
-    torch_figures["jax_single_over_pytorch_mean"] = jax_figures["examples_per_s_mean"] / torch_figures["examples_per_s_mean"]
-    torch_figures["jax_single_over_pytorch_by_round"] = [
-        throughput(jax_round.wall_s, jax_round.cpu_s, batch_size)["examples_per_s"] / torch_round["examples_per_s"]
-        for jax_round, torch_round in zip(jax_rounds, torch_results)
-    ]
+    torch_figures.update(jax_over_pytorch(jax_figures, torch_figures))
     return jax_figures, torch_figures
 
 
@@ -515,9 +520,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
             config, single, torch_python, results["huge_pages"], flops_per_example, peak["flops_per_s"]
         )
         other = pytorch_reference(config, torch_python, not results["huge_pages"])
-        other["jax_single_over_pytorch"] = results["single"]["examples_per_s"] / other["examples_per_s"]
-        other["jax_single_over_pytorch_mean"] = results["single"]["examples_per_s_mean"] / other["examples_per_s_mean"]
-        results["pytorch_reference_other_allocator"] = other
+        results["pytorch_reference_other_allocator"] = {**other, **jax_over_pytorch(results["single"], other)}
     results["input_pipeline"] = input_pipeline_figures(config)
     results["load_average_end"] = os.getloadavg()
     return results
