@@ -21,16 +21,18 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.hidden = 256
     config.model.dropout = 0.5
     config.model.norm = "none"
-    config.model.dtype = "float32"
     # Winograd F(4×4, 3×3) for the layers with ≥ 128 input channels, XLA's convolution with its
-    # kernel gradient in chunks of 8 images for the others (muscle_jax/models/layers.py): on
+    # kernel gradient in chunks of 8 images for the others (muscle_jax/runtime/conv.py): on
     # the 2-core CPU 69.4 vs 61.0 examples/s by the median against 'xla_chunked_wgrad' alone
     # (about equal by the mean: slow steps on that VM, docs/performance.md), which is itself
     # faster than plain 'xla'. At the default config's 64×64 × 32 plain 'xla' is faster than
     # the chunked kernel gradient, which is why configs/default.py keeps it.
-    config.model.conv_impl = "winograd"
+    config.runtime.conv = "winograd"
+    config.runtime.measure = ()
     config.train.batch_size = 64  # per fold
     config.train.optimizer = "adam"  # the loss is the train step's MSE
+    config.model.input_norm = "none"  # the plain network, as the PyTorch reference runs it
+    config.augment.enabled = False  # the PyTorch reference has no augmentation: like for like
 
     config.benchmark = ml_collections.ConfigDict()
     config.benchmark.num_folds = 8
@@ -42,11 +44,11 @@ def get_config() -> ml_collections.ConfigDict:
     # Timed steps per measurement: median, spread and mean. 8: on the shared 2-core VM some
     # programs have a slow step every third or so (docs/performance.md), which 5 can miss.
     config.benchmark.repeats = 8
-    # How K folds run in one jitted step: each entry is measured (train.fold_execution values).
+    # How K folds run in one jitted step: each entry is measured (runtime.fold_execution values).
     # 'unroll' is what training uses on one CPU device ('auto'); 'vmap' is its choice elsewhere.
     config.benchmark.fold_executions = ("unroll", "vmap")
-    # The single model is also measured with these conv_impls (the formulation lever).
-    config.benchmark.single_conv_impls = ("winograd", "xla_chunked_wgrad", "xla", "matmul")
+    # The single model is also measured with these runtime.conv formulations (the formulation lever).
+    config.benchmark.single_convs = ("winograd", "xla_chunked_wgrad", "xla", "matmul")
     # The single model is also compiled with these XLA options (experiments/benchmark.py's
     # compiler_option_variant): the tuned set training uses is the `single` figure itself.
     # '+<option>=<value>' adds or changes one option of the tuned set, '-<option>' drops one.
@@ -56,7 +58,7 @@ def get_config() -> ml_collections.ConfigDict:
     )
     # The K-fold programs are also compiled with these (relative to the options training uses
     # for them; a variant equal to those is not run twice): without the memory-optimised
-    # schedule that unrolled folds get (xla_cpu.UNROLLED_FOLDS_OPTIONS).
+    # schedule that unrolled folds get (runtime/xla_cpu.py's UNROLLED_FOLDS_OPTIONS).
     config.benchmark.fold_compiler_option_variants = ("-xla_cpu_scheduler_type",)
     # On a CPU host, a K-fold measurement whose XLA memory plan exceeds this fraction of the
     # available memory is recorded as skipped instead of run (the host is shared).

@@ -8,6 +8,8 @@ Expected: for every target (angle, torque, EMG) a mean held-out R² above 0.5 ac
 
 import ml_collections
 
+from muscle_jax import models, runtime
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -36,21 +38,20 @@ def get_config() -> ml_collections.ConfigDict:
     config.dataset.frame_stack = 1
     # Architecture labels for the ridge baseline; those the dataset lacks are ignored.
     config.dataset.architecture_features = ("fascicle_length_mm", "pennation_deg", "thickness_mm")
+    # Raw EMG (a recording's `emg_raw_v` column) → envelope `emg_v` (docs/recordings.md):
+    # band-pass, full-wave rectification, low-pass; each Butterworth filter applied both ways.
+    config.dataset.emg = ml_collections.ConfigDict(
+        {"bandpass_hz": (20.0, 450.0), "lowpass_hz": 6.0, "order": 4, "min_rate_hz": 1000.0}
+    )
 
     config.folds = ml_collections.ConfigDict()
     config.folds.group_by = "participant"  # or "trial" for one-participant recordings
     config.folds.num_folds = 0  # 0 = leave one group out; else grouped K-fold
     config.folds.max_train_groups = 0  # 0 = all other groups; n = only the first n (ablation)
 
-    config.model = ml_collections.ConfigDict()
-    config.model.name = "convnet"
-    config.model.channels = (16, 32, 64, 128)
-    config.model.hidden = 256
-    config.model.dropout = 0.1
-    config.model.norm = "none"
-    config.model.conv_impl = "xla"  # with the 'auto' fold execution; see folds.resolve_execution
-    config.model.input_norm = "per_image"  # "none" | "per_image"
-    config.model.dtype = "float32"
+    # What the model is: a family (muscle_jax/models) and the knobs set here; every other knob
+    # takes the family's own default (convnet: channels (16, 32, 64, 128), hidden 256, norm none).
+    config.model = models.model_config("convnet", dropout=0.1, input_norm="per_image")
 
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 32  # per fold
@@ -60,17 +61,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.weight_decay = 1e-4
     config.train.warmup_steps = 30
     config.train.grad_clip_norm = 1.0
-    # "auto" | "vmap" | "map" (lax.map loop) | "unroll" (K programs side by side in one jit);
-    # auto: unroll on one CPU device, vmap otherwise.
-    config.train.fold_execution = "auto"
+    config.train.final_lr_fraction = 0.01  # the cosine decays to this fraction of learning_rate
     config.train.log_every = 25
     config.train.checkpoint_every = 100
     config.train.max_checkpoints = 2
     config.train.input_threads = 2
-    # Large buffers on transparent huge pages (muscle_jax/allocator.py: the command restarts
-    # itself once with glibc's hugetlb tunable): without them every CPU step faults its large
-    # buffers in from the kernel 4 KiB at a time.
-    config.train.huge_pages = True
 
     # Training-time augmentation (muscle_jax/augment.py): what a new participant changes.
     config.augment = ml_collections.ConfigDict()
@@ -84,4 +79,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.batch_size = 256  # per fold
     config.eval.ridge_alpha = 1.0
     config.eval.plots = True
+
+    # How this machine runs the model (muscle_jax/runtime): never part of the model; 'auto'
+    # fields are measured on a CPU the first time and cached.
+    config.runtime = runtime.default_settings()
     return config

@@ -42,7 +42,6 @@ def get_config(mode: str = "") -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict()
     config.model.features = 8
     config.model.depth = 4
-    config.model.conv_impl = "xla"
     config.model.norm_groups = 0  # GroupNorm groups; 0 = none (CPU-cheap, window-safe)
 
     config.augment = ml_collections.ConfigDict()
@@ -62,6 +61,9 @@ def get_config(mode: str = "") -> ml_collections.ConfigDict:
     config.train.learning_rate = 2e-3
     config.train.warmup_steps = 50
     config.train.weight_decay = 1e-4
+    config.train.optimizer = "adamw"
+    config.train.grad_clip_norm = 0.0  # no clipping
+    config.train.final_lr_fraction = 0.0  # the cosine decays to zero
     config.train.dice_weight = 1.0  # loss = BCE + dice_weight · (1 − soft Dice)
     config.train.log_every = 50
     config.train.init_checkpoint = ""  # start from these weights instead of a fresh initialisation

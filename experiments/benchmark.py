@@ -1,23 +1,29 @@
 """Training-speed benchmark of the real fold-stacked train step (`muscle_jax.train`).
 
-    python experiments/benchmark.py --config=configs/benchmark.py [--json=out.json]
-        [--torch_python=/tmp/torchvenv/bin/python]
+    [GLIBC_TUNABLES=glibc.malloc.hugetlb=1] python experiments/benchmark.py --config=configs/benchmark.py \
+        [--json=out.json] [--torch_python=/tmp/torchvenv/bin/python]
 
-Measures, in one process and one after another (so they share the machine's load):
+The step is the one training runs (`train.per_fold_train_step`, with the config's
+augmentation: configs/benchmark.py turns it off, as the PyTorch reference has none), under the
+runtime the config's `runtime` section resolves to (`muscle_jax/runtime`). Measures, in one
+process and one after another (so they share the machine's load):
 - the machine's peak: an n×n @ n×n float32 matmul probe;
 - `single`: one model (the fold-stacked step with K = 1);
-- `folds_vmapped` (and `folds_map`, ...): K fold models in one jitted step, for each
-  `benchmark.fold_executions` entry (`train.fold_execution`: 'vmap' batches the folds,
-  'map' runs them one after another inside the step);
+- `folds_vmapped` (and `folds_unroll`, ...): K fold models in one jitted step, for each
+  `benchmark.fold_executions` entry (`runtime.fold_execution`: 'vmap' batches the folds,
+  'unroll' writes them side by side);
 - `folds_sequential`: K single-model steps one after another (K separate calls);
+- `single_by_conv`: the single model with each `benchmark.single_convs` formulation
+  (`runtime.conv`, muscle_jax/runtime/conv.py);
 - `single_by_compiler_options`: the single model compiled with each `benchmark.
-  compiler_option_variants` entry (the XLA CPU options lever, `muscle_jax/xla_cpu.py`), and
-  `folds_unroll_by_compiler_options` (etc.): the K-fold programs with each `benchmark.
+  compiler_option_variants` entry (the XLA CPU options lever, `muscle_jax/runtime/xla_cpu.py`),
+  and `folds_unroll_by_compiler_options` (etc.): the K-fold programs with each `benchmark.
   fold_compiler_option_variants` entry;
 - `input_pipeline`: batches from the configured tfds dataset through grain, without a model;
 - with --torch_python, `pytorch_reference`: the same network and step in PyTorch
   (experiments/pytorch_reference.py) run in that interpreter with the same allocator setting
-  as this process (`train.huge_pages`, muscle_jax/allocator.py), taking turns with the JAX
+  as this process (glibc's huge pages when GLIBC_TUNABLES asks for them,
+  muscle_jax/runtime/allocator.py), taking turns with the JAX
   single-model step (`single_beside_pytorch`) for `benchmark.pytorch_rounds` rounds, so that
   a machine whose speed drifts during the run (a shared VM's does) slows both alike; and
   `pytorch_reference_other_allocator` once with the other setting, so that the allocator's
@@ -28,7 +34,7 @@ examples/s as median, min and max over the repeats; process CPU seconds per exam
 figure less sensitive than wall time to other processes on a shared machine); model FLOPs
 per example from XLA's cost analysis; achieved FLOP/s (model FLOPs × examples/s) and its
 fraction of the measured matmul peak; memory from XLA's memory analysis and the process's
-peak RSS. The model's FLOPs are those of its step with direct convolutions (conv_impl
+peak RSS. The model's FLOPs are those of its step with direct convolutions (runtime.conv
 'xla'), whatever formulation runs it: Winograd computes the same function with fewer
 multiplications, and counting those would make the faster step look less efficient. Each
 measurement also records the FLOPs XLA counts for the formulation it ran
@@ -40,7 +46,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -49,45 +54,32 @@ import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-import jax
-import jax.numpy as jnp
-import ml_collections
-import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
-
-from muscle_jax import allocator, train, xla_cpu
-from muscle_jax import folds as folds_lib
-from muscle_jax.data import pipeline
-from muscle_jax.models import create_model
-
-_CONFIG = config_flags.DEFINE_config_file("config", None, "configs/benchmark.py", lock_config=True)
-_JSON = flags.DEFINE_string("json", "", "Also write the figures to this JSON file.")
-_TORCH_PYTHON = flags.DEFINE_string(
-    "torch_python", "", "A Python with torch==2.13.0 installed; runs experiments/pytorch_reference.py."
-)
-flags.mark_flags_as_required(["config"])
-
 _REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(_REPO))  # `configs` is importable when run from anywhere
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from muscle_jax import cli, runtime, sharding, train  # noqa: E402
+from muscle_jax import folds as folds_lib  # noqa: E402
+from muscle_jax.data import pipeline  # noqa: E402
+from muscle_jax.models import create_model, family_knobs  # noqa: E402
+from muscle_jax.runtime import allocator, fold_axis, machine, xla_cpu  # noqa: E402
+
+
+def define_flags() -> None:
+    config_flags.DEFINE_config_file("config", None, "configs/benchmark.py", lock_config=True)
+    flags.DEFINE_string("json", "", "Also write the figures to this JSON file.")
+    flags.DEFINE_string("torch_python", "", "A Python with torch==2.13.0 installed; runs experiments/pytorch_reference.py.")
+    flags.mark_flags_as_required(["config"])
 
 
 def machine_info() -> dict[str, Any]:
     """CPU model, core count, jax version and devices: what the figures were measured on."""
-    model_name = platform.processor() or platform.machine()
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model_name = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        pass
-    return {
-        "cpu_model": model_name,
-        "cpu_count": os.cpu_count(),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "devices": [d.device_kind for d in jax.devices()],
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "free_page_reporting": allocator.page_reporting_settings(),
-    }
+    return {**machine.describe(), "free_page_reporting": allocator.page_reporting_settings()}
 
 
 class Timings(NamedTuple):
@@ -156,7 +148,7 @@ def matmul_peak(n: int, repeats: int) -> dict[str, float]:
     b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
     wall: list[float] = []
     for options in ({}, xla_cpu.compiler_options()):
-        matmul = xla_cpu.jit(jnp.matmul, options)
+        matmul = jax.jit(jnp.matmul, compiler_options=options or None)
         wall += timed_repeats(lambda: matmul(a, b).block_until_ready(), 2, max(repeats, 5)).wall_s
     flops = 2.0 * n**3
     return {"flops_per_s": flops / min(wall), "flops_per_s_median": flops / statistics.median(wall), "n": n}
@@ -197,29 +189,34 @@ def synthetic_batch(num_folds: int, batch_size: int, image_hw: tuple[int, int], 
 
 
 class StepBench:
-    """The real fold-stacked train step of a config, compiled for a given K and fold execution."""
+    """The real fold-stacked train step of a config (`train.per_fold_train_step`, with the
+    config's augmentation), compiled for K folds run as `rt.fold_execution` with `rt`'s
+    convolution, in one program ('vmap', 'map', 'unroll')."""
 
-    def __init__(self, config, model, tx, num_folds: int, fold_execution: str, step_fn=None, compiler_options=None):
-        """`step_fn` (default: `train.make_fold_train_step`) is for experiments; XLA `compiler_options`
-        (None: the tuned `xla_cpu.compiler_options()` that training uses, {}: XLA's defaults)."""
+    def __init__(self, config, rt: runtime.Runtime, num_folds: int, compiler_options: dict[str, Any] | None = None):
+        """XLA `compiler_options`: None for the runtime's own (what training uses), else these."""
         bench = config.benchmark
         self.examples_per_step = num_folds * config.train.batch_size
-        self.state = train.create_fold_state(model, tx, config.seed, num_folds, (*bench.image_hw, 1))
+        mesh = sharding.make_mesh(num_folds, jax.devices()[:1])
+        self.state = train.build_state(config, rt, bench.num_targets, num_folds, (*bench.image_hw, 1), mesh)
         self.images, self.targets = synthetic_batch(
             num_folds, config.train.batch_size, tuple(bench.image_hw), bench.num_targets, config.seed
         )
-        if step_fn is None:
-            step, compile_options = train.make_fold_train_step(config.seed, fold_execution, compiler_options=compiler_options), None
+        self.fold_indices = jnp.arange(num_folds)
+        if compiler_options is None:
+            jit = rt.jit
         else:
-            step, compile_options = step_fn, compiler_options
+            jit = lambda fun, unrolled_folds, **kwargs: jax.jit(fun, compiler_options=compiler_options or None, **kwargs)  # noqa: E731
+        program = fold_axis.FoldProgram(train.per_fold_train_step(config.seed, config.augment), rt.fold_execution, jit,
+                                        donate_argnums=0)
         start = time.perf_counter()
-        self.compiled = step.lower(self.state, self.images, self.targets).compile(compiler_options=compile_options)
+        self.compiled = program.compile(self.state, self.images, self.targets, self.fold_indices)
         self.compile_s = time.perf_counter() - start
         self.flops_per_step = float(self.compiled.cost_analysis().get("flops", float("nan")))
 
     def run(self) -> None:
         """One step; the donated state is replaced by the new one."""
-        self.state, metrics = self.compiled(self.state, self.images, self.targets)
+        self.state, metrics = self.compiled(self.state, self.images, self.targets, self.fold_indices)
         metrics["loss"].block_until_ready()
 
 
@@ -237,14 +234,12 @@ def step_figures(timings: Timings, examples_per_call, step: StepBench, flops_per
     return figures
 
 
-def direct_conv_flops_per_example(config, tx, num_targets: int, single: StepBench) -> float:
+def direct_conv_flops_per_example(config, rt: runtime.Runtime, single: StepBench) -> float:
     """The model's FLOPs per example: XLA's count for its single-model step with direct
-    (conv_impl 'xla') convolutions — `single`'s own when it is that step, else compiled anew."""
-    if config.model.conv_impl == "xla":
+    convolutions (`runtime.conv` 'xla') — `single`'s own when it is that step, else compiled anew."""
+    if rt.conv == "xla":
         return single.flops_per_step / single.examples_per_step
-    model_config = config.model.to_dict()
-    model_config["conv_impl"] = "xla"
-    direct = StepBench(config, create_model(ml_collections.ConfigDict(model_config), num_targets), tx, 1, "vmap")
+    direct = StepBench(config, rt.replace(conv="xla"), 1)
     return direct.flops_per_step / config.train.batch_size
 
 
@@ -316,12 +311,16 @@ def pytorch_reference(config, torch_python: str, huge_pages: bool) -> dict[str, 
     """experiments/pytorch_reference.py with the config's network and batch, in `torch_python`,
     with or without the allocator setting of muscle_jax/allocator.py."""
     bench = config.benchmark
+    knobs = family_knobs(config.model)
+    if knobs["name"] != "convnet" or knobs["norm"] != "none" or knobs["input_norm"] != "none" or config.augment.enabled:
+        raise ValueError("the PyTorch reference is the plain convnet without normalisation or augmentation; "
+                         "set model.name=convnet, model.norm=none, model.input_norm=none, augment.enabled=False")
     if tuple(bench.image_hw)[0] != tuple(bench.image_hw)[1]:
         raise ValueError(f"benchmark.image_hw must be square for the PyTorch reference, got {bench.image_hw}")
     command = [
         torch_python, str(_REPO / "experiments" / "pytorch_reference.py"),
-        "--channels", *map(str, config.model.channels), "--hidden", str(config.model.hidden),
-        "--dropout", str(config.model.dropout), "--num_targets", str(bench.num_targets),
+        "--channels", *map(str, knobs["channels"]), "--hidden", str(knobs["hidden"]),
+        "--dropout", str(knobs["dropout"]), "--num_targets", str(bench.num_targets),
         "--image_size", str(bench.image_hw[0]), "--batch_size", str(config.train.batch_size),
         "--warmup", str(bench.warmup_steps + 1), "--repeats", str(max(bench.repeats, 3)),
     ]
@@ -382,11 +381,11 @@ def beside_pytorch(config, single: StepBench, torch_python: str, huge_pages: boo
     return jax_figures, torch_figures
 
 
-def fold_figures(config, model, tx, execution: str, options, flops_per_example, peak, available_at_start):
+def fold_figures(config, rt: runtime.Runtime, execution: str, options, flops_per_example, peak, available_at_start):
     """K fold models in one step run as `execution`, compiled with XLA `options`; on a CPU host,
     recorded as skipped (with the reason) when XLA's plan needs too much of its memory."""
     bench = config.benchmark
-    stacked = StepBench(config, model, tx, bench.num_folds, execution, compiler_options=options)
+    stacked = StepBench(config, rt.replace(fold_execution=execution), bench.num_folds, compiler_options=options)
     needed = memory_figures(stacked.compiled).get("xla_peak_bytes")
     if (
         jax.default_backend() == "cpu" and needed and available_at_start
@@ -414,14 +413,17 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
     bench = config.benchmark
     num_folds, batch_size = bench.num_folds, config.train.batch_size
     available_at_start = available_memory_bytes()
+    rt = runtime.resolve(config.runtime)
     results: dict[str, Any] = {
         "machine": machine_info(),
-        "huge_pages": allocator.uses_huge_pages(),
+        "runtime": rt.to_json(),
+        "huge_pages": rt.huge_pages,
         "available_memory_bytes_at_start": available_at_start,
-        "compiler_options": xla_cpu.compiler_options(),
-        "compiler_options_unrolled_folds": xla_cpu.compiler_options(unrolled_folds=True),
+        "compiler_options": rt.compiler_options(),
+        "compiler_options_unrolled_folds": rt.compiler_options(unrolled_folds=True),
         "load_average_start": os.getloadavg(),
-        "model": config.model.to_dict(),
+        "model": family_knobs(config.model),
+        "augment": config.augment.enabled,
         "optimizer": config.train.optimizer,
         "batch_size_per_fold": batch_size,
         "num_folds": num_folds,
@@ -433,10 +435,9 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
     results["peak_probe"] = peak
     logging.info("matmul peak %.1f GFLOP/s", peak["flops_per_s"] / 1e9)
 
-    model = create_model(config.model, bench.num_targets)
-    tx = train.make_optimizer(config.train)
-    single = StepBench(config, model, tx, 1, "vmap")
-    flops_per_example = direct_conv_flops_per_example(config, tx, bench.num_targets, single)
+    single_rt = rt.replace(fold_execution="vmap")  # K = 1: one model, compiled with single-model options
+    single = StepBench(config, single_rt, 1)
+    flops_per_example = direct_conv_flops_per_example(config, single_rt, single)
     results["model_flops_per_example"] = flops_per_example
     timings = timed_repeats(single.run, bench.warmup_steps, bench.repeats)
     results["single"] = step_figures(
@@ -446,19 +447,14 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
     logging.info("single: %.1f examples/s", results["single"]["examples_per_s"])
 
     # The single model with other convolution formulations (the formulation lever, same run).
-    results["single_by_conv_impl"] = {config.model.conv_impl: results["single"]}
-    for conv_impl in bench.single_conv_impls:
-        if conv_impl == config.model.conv_impl:
+    results["single_by_conv"] = {rt.conv: results["single"]}
+    for conv in bench.single_convs:
+        if conv == rt.conv:
             continue
-        other_model_config = config.model.to_dict()
-        other_model_config["conv_impl"] = conv_impl
-        other_model = create_model(ml_collections.ConfigDict(other_model_config), bench.num_targets)
-        other = StepBench(config, other_model, tx, 1, "vmap")
+        other = StepBench(config, single_rt.replace(conv=conv), 1)
         timings = timed_repeats(other.run, bench.warmup_steps, bench.repeats)
-        results["single_by_conv_impl"][conv_impl] = step_figures(
-            timings, batch_size, other, flops_per_example, peak["flops_per_s"]
-        )
-        logging.info("single, conv_impl=%s: %.1f examples/s", conv_impl, results["single_by_conv_impl"][conv_impl]["examples_per_s"])
+        results["single_by_conv"][conv] = step_figures(timings, batch_size, other, flops_per_example, peak["flops_per_s"])
+        logging.info("single, conv=%s: %.1f examples/s", conv, results["single_by_conv"][conv]["examples_per_s"])
         del other
         gc.collect()  # dead arrays go before the next program allocates its own
 
@@ -468,7 +464,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         options = compiler_option_variant(name)
         if options == xla_cpu.compiler_options():
             continue
-        other = StepBench(config, model, tx, 1, "vmap", compiler_options=options)
+        other = StepBench(config, single_rt, 1, compiler_options=options)
         timings = timed_repeats(other.run, bench.warmup_steps, bench.repeats)
         results["single_by_compiler_options"][name] = step_figures(
             timings, batch_size, other, flops_per_example, peak["flops_per_s"]
@@ -479,9 +475,15 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         gc.collect()
 
     # K models one after another: K separate states, each stepped by the single-model program.
-    states = [single.state] + [
-        train.create_fold_state(model, tx, config.seed + k, 1, (*bench.image_hw, 1)) for k in range(1, num_folds)
-    ]
+    one_device = sharding.make_mesh(1, jax.devices()[:1])
+    model = create_model(config.model, bench.num_targets, single_rt.conv_module, single_rt.dtype)
+
+    def other_model(seed: int):  # in the single state's own TrainState, so its compiled program takes it
+        fresh = train.create_fold_state(model, single.state.tx, seed, 1, (*bench.image_hw, 1))
+        return sharding.shard_fold_state(single.state.replace(step=fresh.step, params=fresh.params,
+                                                              opt_state=fresh.opt_state), one_device)
+
+    states = [single.state] + [other_model(config.seed + k) for k in range(1, num_folds)]
 
     def sequential_round() -> None:
         for k in range(num_folds):
@@ -505,7 +507,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
             options = compiler_option_variant(name, tuned)
             if name != "tuned" and options == tuned:
                 continue
-            figures = fold_figures(config, model, tx, execution, options, flops_per_example, peak, available_at_start)
+            figures = fold_figures(config, rt, execution, options, flops_per_example, peak, available_at_start)
             results[f"{key}_by_compiler_options"][name] = figures
             if name == "tuned":
                 results[key] = figures
@@ -537,7 +539,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     """A readable table of the headline figures."""
     peak = results["peak_flops_per_s"]
     rows = {key: value for key, value in results.items() if key != "single_beside_pytorch"}
-    rows.update({f"single[{impl}]": value for impl, value in results["single_by_conv_impl"].items()})
+    rows.update({f"single[{conv}]": value for conv, value in results["single_by_conv"].items()})
     for key in [key for key in results if key.endswith("_by_compiler_options")]:
         program = key.removesuffix("_by_compiler_options")
         rows.update({f"{program}[{name}]": value for name, value in results[key].items() if name != "tuned"})
@@ -555,7 +557,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         "steps during which the kernel handed freed memory to the VM's host; re-faulting much of it slows a step)",
         f"matmul peak {peak / 1e9:.1f} GFLOP/s; model {results['model_flops_per_example'] / 1e9:.3f} GFLOP per example "
         f"(forward + backward + update, direct convolutions; XLA counts "
-        f"{results['single']['executed_flops_per_example'] / 1e9:.3f} for conv_impl {results['model']['conv_impl']!r})",
+        f"{results['single']['executed_flops_per_example'] / 1e9:.3f} for runtime.conv {results['runtime']['conv']!r})",
         f"{'measurement':{width}s} {'examples/s':>10s} {'[min – max]':>16s} {'mean':>6s} {'CPU ms/ex':>9s} "
         f"{'GFLOP/s':>8s} {'of peak':>7s} {'compile s':>9s} {'reclaimed':>9s}",
     ]
@@ -597,20 +599,15 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
-    if _CONFIG.value.train.huge_pages:
-        allocator.reexec_with_huge_pages()  # restarts this command once, before any work
-    results = run_benchmark(_CONFIG.value, _TORCH_PYTHON.value)
+    results = run_benchmark(flags.FLAGS.config, flags.FLAGS.torch_python)
     print("\n".join(summary_lines(results)))
-    if _JSON.value:
-        path = Path(_JSON.value)
+    if flags.FLAGS.json:
+        path = Path(flags.FLAGS.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=2, default=str))
         print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(_REPO))  # `configs` is importable when run from anywhere
-    app.run(main)
+    cli.run(main, define_flags)

@@ -1,6 +1,6 @@
 """Phantom frames beside real B-mode frames at the same scale, and a table of image statistics.
 
-    .venv/bin/python experiments/phantom_vs_real.py            # ~1 minute on 2 cores
+    python experiments/phantom_vs_real.py            # ~1 minute on 2 cores
 
 Writes docs/figures/phantom_vs_real.png and rewrites the statistics table between the
 markers in docs/phantom.md. Real data: ../shared/data (GasFasTrack clips, calibrated at
@@ -10,24 +10,27 @@ whose pixel size is not given, analysed at their own scale).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import re
+import sys
 from pathlib import Path
 
-import av
-import matplotlib
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import av  # noqa: E402
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import numpy as np
-from PIL import Image
-from scipy import ndimage
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import flags  # noqa: E402
+from PIL import Image  # noqa: E402
+from scipy import ndimage  # noqa: E402
 
-from muscle_jax.data import phantom
-from muscle_jax.data.phantom import imaging
-
-REPO = Path(__file__).resolve().parents[1]
+from muscle_jax import cli  # noqa: E402
+from muscle_jax.data import phantom  # noqa: E402
+from muscle_jax.data.phantom import imaging  # noqa: E402
 DATA = REPO.parent / "shared" / "data"
 GASFASTRACK_MM_PER_PX = 0.0883
 # Image region inside the screen capture, MATLAB 1-based [x y w h] (p6_params.mat).
@@ -182,13 +185,16 @@ def write_table(doc: Path, table: str) -> None:
     doc.write_text(text)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--participants", type=int, default=4)
-    parser.add_argument("--dl-track", type=int, default=60, help="DL_Track pairs to analyse")
-    parser.add_argument("--figure", type=Path, default=REPO / "docs" / "figures" / "phantom_vs_real.png")
-    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "phantom.md")
-    args = parser.parse_args()
+def define_flags() -> None:
+    flags.DEFINE_integer("participants", 4, "Phantom participants to render.")
+    flags.DEFINE_integer("dl_track", 60, "DL_Track pairs to analyse.")
+    flags.DEFINE_string("figure", str(REPO / "docs" / "figures" / "phantom_vs_real.png"), "Figure to write.")
+    flags.DEFINE_string("doc", str(REPO / "docs" / "phantom.md"), "Doc whose statistics table is rewritten.")
+
+
+def main(argv: list[str]) -> None:
+    args = flags.FLAGS
+    figure_path, doc_path = Path(args.figure), Path(args.doc)
 
     config = phantom.phantom_small()
     s = config.mm_per_px
@@ -212,7 +218,7 @@ def main() -> None:
     }
     table = markdown_table(summaries)
     print(table)
-    write_table(args.doc, table)
+    write_table(doc_path, table)
 
     figure, axes = plt.subplots(3, 4, figsize=(16, 12))
     for ax, frame, title in zip(axes[0], sim_frames[::3][:3] + [real_frames[0]], [
@@ -239,10 +245,10 @@ def main() -> None:
     axes[2, 3].imshow(dl_examples[len(dl_examples) // 2], cmap="gray")
     axes[2, 3].set_title("DL_Track example (own scale)")
     figure.tight_layout()
-    args.figure.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.figure, dpi=80)
-    print(f"wrote {args.figure} and the table in {args.doc}")
+    figure_path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(figure_path, dpi=80)
+    print(f"wrote {figure_path} and the table in {doc_path}")
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, define_flags)

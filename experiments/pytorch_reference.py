@@ -12,7 +12,9 @@ PyTorch is NOT a dependency of muscle_jax. Run it from its own environment:
     /tmp/torchvenv/bin/python experiments/pytorch_reference.py --json=/tmp/torch.json
 
 `experiments/benchmark.py --torch_python=/tmp/torchvenv/bin/python` runs it in the same
-session as the JAX measurements, so the two figures share the machine's load.
+session as the JAX measurements, so the two figures share the machine's load. It is the one
+command that parses its arguments with argparse rather than absl: it runs in PyTorch's own
+environment, where neither muscle_jax nor absl is installed.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import time
 import torch
 from torch import nn
 
-# muscle_jax/allocator.py's counter of free memory handed back to a VM's host (muscle_jax is
+# muscle_jax/runtime/allocator.py's counter of free memory handed back to a VM's host (muscle_jax is
 # not installed in this interpreter): re-faulting what a step hands back can slow it.
 REPORTED_TO_HOST_KIB = "/sys/module/page_reporting/parameters/reported_kib"
 
@@ -170,7 +172,7 @@ def main() -> None:
         return
     result = measure(args)
     # Set by experiments/benchmark.py (or by hand) to compare under the same allocator setting;
-    # the string is muscle_jax/allocator.py's HUGE_PAGES_TUNABLE (muscle_jax is not installed here).
+    # the string is muscle_jax/runtime/allocator.py's HUGE_PAGES_TUNABLE (muscle_jax is not installed here).
     result["huge_pages"] = "glibc.malloc.hugetlb=1" in os.environ.get("GLIBC_TUNABLES", "").split(":")
     print(json.dumps(result))
     if args.json:

@@ -12,7 +12,6 @@ the true mask, how often each is found, and the muscle-thickness error (px) wher
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 
@@ -23,9 +22,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from muscle_jax.data.readers.media import read_frames  # noqa: E402
 from muscle_jax.segmentation import dl_track, evaluate, segment_frames  # noqa: E402
 from muscle_jax.segmentation.curves import default_roi_config, fit_aponeuroses  # noqa: E402
-from muscle_jax.segmentation.frames_io import iter_video_frames  # noqa: E402
 from muscle_jax.segmentation.inference import cached_model  # noqa: E402
 from muscle_jax.segmentation.network import SHIPPED_CHECKPOINT  # noqa: E402
 
@@ -112,8 +111,7 @@ def draw_overlays(records: list[dict], path: Path) -> None:
 
 def draw_video_frames(video: Path, checkpoint: str, path: Path) -> None:
     """`segment_frames` on a few frames of a clip no training image came from: mask and curves."""
-    frames = [f for i, f in enumerate(itertools.islice(iter_video_frames(video), max(_VIDEO_FRAMES) + 1))
-              if i in _VIDEO_FRAMES]
+    frames = list(read_frames(video).images_N[list(_VIDEO_FRAMES)])
     result = segment_frames(np.stack(frames), (128, 128), checkpoint=checkpoint)
     figure, axes = plt.subplots(1, len(frames), figsize=(5.5 * len(frames), 3.6))
     for axis, index, frame, i in zip(axes, _VIDEO_FRAMES, frames, range(len(frames)), strict=True):

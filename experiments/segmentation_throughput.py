@@ -24,7 +24,7 @@ import numpy as np
 from absl import app, flags
 
 from muscle_jax.segmentation import dl_track, segment_frames
-from muscle_jax.segmentation.frames_io import read_gray_image
+from muscle_jax.data.readers.images import read_gray_image
 from muscle_jax.segmentation.inference import cached_model, checkpoint_metrics
 from muscle_jax.segmentation.network import SHIPPED_CHECKPOINT, predict_probabilities_NxHxW
 

@@ -32,3 +32,16 @@ def restore_latest(checkpoints: ocp.CheckpointManager, like_state: Any) -> tuple
         return None
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like_state)
     return checkpoints.restore(step, args=ocp.args.StandardRestore(abstract)), step
+
+
+def restore_latest_params(checkpoints: ocp.CheckpointManager, like_params: Any) -> tuple[Any, int] | None:
+    """(params, step) of the latest checkpoint: only the parameters, shaped and placed like
+    `like_params` (arrays or `jax.ShapeDtypeStruct`s with shardings), not the optimiser
+    state; None if there is no checkpoint."""
+    step = checkpoints.latest_step()
+    if step is None:
+        return None
+    abstract = {"params": jax.tree.map(ocp.utils.to_shape_dtype_struct, like_params)}
+    restore_args = jax.tree.map(lambda leaf: ocp.ArrayRestoreArgs(sharding=leaf.sharding), abstract)
+    restored = checkpoints.restore(step, args=ocp.args.PyTreeRestore(abstract, restore_args, partial_restore=True))
+    return restored["params"], step

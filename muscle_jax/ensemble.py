@@ -1,8 +1,9 @@
 """The fold models of a trained run, used together on new frames.
 
-`load(workdir)` reads run.json (config, targets, label statistics, image shape) and the latest
-checkpoint; `Ensemble.predict` runs every fold model on the same frames (vmapped over folds)
-and returns the mean and standard deviation across folds, in physical units.
+`load(workdir)` reads run.json (the model's knobs, targets, label statistics, image shape) and
+the parameters of the latest checkpoint; `Ensemble.predict` runs every fold model on the same
+frames (over the fold axis as this machine's runtime runs inference) and returns the mean and
+standard deviation across folds, in physical units.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from muscle_jax import checkpoint, evaluate, folds, xla_cpu
+from muscle_jax import checkpoint, evaluate, runtime
 from muscle_jax.data.pipeline import LabelStats
 from muscle_jax.models import create_model
 
@@ -63,10 +64,22 @@ class Ensemble:
         return np.concatenate(means).astype(np.float32), np.concatenate(stds).astype(np.float32)
 
 
-def load(workdir: str | Path) -> Ensemble:
-    """The trained fold models of `workdir` (a finished or interrupted run's latest checkpoint)."""
-    from muscle_jax import train  # train imports this package's siblings; keep the import local
+# Runs written before the runtime split kept how a machine ran the model inside config.model.
+_RUNTIME_KEYS_OF_OLD_RUNS = ("conv_impl", "dtype")
 
+
+def model_knobs_of_run(run: dict[str, Any]) -> dict[str, Any]:
+    """What the run's model is: its recorded knobs (run.json's `model`), or, for a run written
+    before the runtime split, its config's model section without the machine's choices."""
+    if "model" in run:
+        return run["model"]
+    return {k: v for k, v in run["config"]["model"].items() if k not in _RUNTIME_KEYS_OF_OLD_RUNS}
+
+
+def load(workdir: str | Path, settings: ml_collections.ConfigDict | None = None) -> Ensemble:
+    """The trained fold models of `workdir` (a finished or interrupted run's latest checkpoint),
+    run as this machine's runtime says for inference (`settings`: a `config.runtime` section;
+    default: all 'auto')."""
     workdir = Path(workdir).expanduser().resolve()
     run_file = workdir / "run.json"
     if not run_file.exists():
@@ -76,36 +89,34 @@ def load(workdir: str | Path) -> Ensemble:
     targets = tuple(run["targets"])
     image_shape = tuple(run["image_shape"])
     stats = LabelStats.from_json(run["label_stats"])
-    on_cpu = jax.default_backend() == "cpu"
-    model_config = config.model.copy_and_resolve_references()
-    if on_cpu and "conv_impl" in model_config:
-        # Every formulation has the same parameters. For inference on a CPU, XLA's convolution
-        # with the folds one after another (lax.map) ran 4.9× faster than the vmapped matmul
-        # form (59.9 vs 12.3 frames/s, 6 folds, batch 128, side by side in one process).
-        with model_config.unlocked():
-            model_config.conv_impl = "xla"
-    model = create_model(model_config, len(targets))
-    # Only the shapes are needed to restore into: tracing the fold-stacked initialisation is
-    # far cheaper than running it.
+    rt = runtime.resolve(settings or runtime.default_settings(), purpose="inference")
+    model = create_model(model_knobs_of_run(run), len(targets), rt.conv_module, rt.dtype)
+    # Only the parameters' shapes are needed to restore into (not the optimiser state):
+    # tracing the fold-stacked initialisation is far cheaper than running it.
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    like_state = jax.tree.map(
+    like_params = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
-        jax.eval_shape(lambda: train.create_fold_state(
-            model, train.make_optimizer(config.train), config.seed, run["num_folds"], image_shape)),
+        jax.eval_shape(jax.vmap(lambda key: model.init(key, jnp.zeros((1, *image_shape)), train=False)["params"]),
+                       jax.random.split(jax.random.key(0), run["num_folds"])),
     )
     checkpoints = checkpoint.manager(workdir, read_only=True)
-    restored = checkpoint.restore_latest(checkpoints, like_state)
+    restored = checkpoint.restore_latest_params(checkpoints, like_params)
     checkpoints.close()
     if restored is None:
         raise FileNotFoundError(f"{workdir / 'checkpoints'} holds no checkpoint: the run has not trained yet")
-    state, step = restored
+    params, step = restored
     mean_KxT, std_KxT = jnp.asarray(stats.mean_KxT), jnp.asarray(stats.std_KxT)
 
-    def predict_all_folds(params, images_BxHxWx1):
-        per_fold = lambda p, mean_T, std_T: evaluate.predict_physical(model.apply, p, images_BxHxWx1, mean_T, std_T)  # noqa: E731
-        return folds.over_folds(per_fold, "map" if on_cpu else "vmap")(params, mean_KxT, std_KxT)
+    def predict_one_fold(params, images_BxHxWxS, mean_T, std_T):
+        return evaluate.predict_physical(model.apply, params, images_BxHxWxS, mean_T, std_T)
 
+    program = rt.fold_program(predict_one_fold)
     return Ensemble(
-        config=config, targets=targets, image_shape=image_shape, params=state.params, stats=stats, step=step,
-        _predict_chunk=xla_cpu.jit(predict_all_folds),
+        config=config, targets=targets, image_shape=image_shape, params=params, stats=stats, step=step,
+        _predict_chunk=lambda params, images: program(params, _fold_copies(images, mean_KxT.shape[0]), mean_KxT, std_KxT),
     )
+
+
+def _fold_copies(images_BxHxWxS: np.ndarray, num_folds: int) -> jax.Array:
+    """The same batch for every fold model: [K, B, ...] (a broadcast, not K copies in memory)."""
+    return jnp.broadcast_to(jnp.asarray(images_BxHxWxS), (num_folds, *images_BxHxWxS.shape))

@@ -2,7 +2,10 @@
 
 Metrics are carried as sums (squared error, count, moments, extremes) so they add up across
 batches before one division; they are turned into RMSE, nRMSE, R² and Pearson r at the end.
-The same sums serve the CNN and the baselines, so every number is computed one way.
+The same sums serve the CNN and the baselines, so every number is computed one way. The
+moments are of values shifted by the fold's training mean of each target (the shifted-data
+algorithm): E[y²] − E[y]² of unshifted float32 values loses the variance to cancellation
+when a target's mean is large against its spread, shifted values keep it.
 """
 
 from __future__ import annotations
@@ -13,16 +16,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from muscle_jax import xla_cpu
-from muscle_jax.folds import Folds, over_folds
+from muscle_jax import runtime
+from muscle_jax.data.pipeline import LabelStats
+from muscle_jax.folds import Folds
 
 SUM_NAMES = ("sse", "count", "sum_y", "sum_y2", "sum_p", "sum_p2", "sum_yp")
 
 
-def metric_sums(predictions_BxT: jax.Array, targets_BxT: jax.Array, valid_B: jax.Array) -> dict[str, jax.Array]:
-    """Per-target sums over the valid rows of a batch, plus min/max of the measured values."""
+def metric_sums(predictions_BxT: jax.Array, targets_BxT: jax.Array, valid_B: jax.Array, shift_T: jax.Array) -> dict[str, jax.Array]:
+    """Per-target sums over the valid rows of a batch, of values shifted by `shift_T` (the
+    same for every batch of a fold), plus min/max of the measured values."""
     w = valid_B.astype(jnp.float32)[:, None]
-    y, p = targets_BxT, predictions_BxT
+    y, p = targets_BxT - shift_T[None, :], predictions_BxT - shift_T[None, :]
     big = jnp.float32(np.finfo(np.float32).max)
     return {
         "sse": jnp.sum(w * (p - y) ** 2, axis=0),
@@ -32,8 +37,8 @@ def metric_sums(predictions_BxT: jax.Array, targets_BxT: jax.Array, valid_B: jax
         "sum_p": jnp.sum(w * p, axis=0),
         "sum_p2": jnp.sum(w * p**2, axis=0),
         "sum_yp": jnp.sum(w * y * p, axis=0),
-        "min_y": jnp.min(jnp.where(w > 0, y, big), axis=0),
-        "max_y": jnp.max(jnp.where(w > 0, y, -big), axis=0),
+        "min_y": jnp.min(jnp.where(w > 0, targets_BxT, big), axis=0),
+        "max_y": jnp.max(jnp.where(w > 0, targets_BxT, -big), axis=0),
     }
 
 
@@ -75,22 +80,23 @@ def test_chunks(folds: Folds, chunk_size: int) -> Iterator[tuple[np.ndarray, np.
         yield indices_KxE, valid_KxE
 
 
-def predict_physical(apply_fn: Callable, params, images_BxHxWx1: jax.Array, mean_T: jax.Array, std_T: jax.Array) -> jax.Array:
+def predict_physical(apply_fn: Callable, params, images_BxHxWxS: jax.Array, mean_T: jax.Array, std_T: jax.Array) -> jax.Array:
     """One fold model's predictions [B, T] in the targets' units, from uint8 ROI images: the
     model sees images scaled to [0, 1] (as in training) and predicts standardised targets."""
-    standardised_BxT = apply_fn({"params": params}, images_BxHxWx1.astype(jnp.float32) / 255.0, train=False)
+    standardised_BxT = apply_fn({"params": params}, images_BxHxWxS.astype(jnp.float32) / 255.0, train=False)
     return standardised_BxT * std_T[None, :] + mean_T[None, :]
 
 
-def make_eval_step(apply_fn: Callable, execution: str = "vmap") -> Callable:
-    """Jitted, mapped over folds as `execution` says ('vmap' or 'map', see folds.over_folds): (params_K, images [K,E,H,W,1] uint8, targets [K,E,T] physical,
-    valid [K,E], mean_KxT, std_KxT) → (predictions in physical units [K,E,T], metric sums [K,T])."""
+def make_eval_step(apply_fn: Callable, rt: runtime.Runtime) -> Callable:
+    """(params_K, images [K,E,H,W,S] uint8, targets [K,E,T] physical, valid [K,E], mean_KxT,
+    std_KxT) → (predictions in physical units [K,E,T], metric sums [K,T]), over the fold axis
+    as the runtime runs it."""
 
-    def per_fold(params, images_ExHxWx1, targets_ExT, valid_E, mean_T, std_T):
-        predictions_ExT = predict_physical(apply_fn, params, images_ExHxWx1, mean_T, std_T)
-        return predictions_ExT, metric_sums(predictions_ExT, targets_ExT, valid_E)
+    def per_fold(params, images_ExHxWxS, targets_ExT, valid_E, mean_T, std_T):
+        predictions_ExT = predict_physical(apply_fn, params, images_ExHxWxS, mean_T, std_T)
+        return predictions_ExT, metric_sums(predictions_ExT, targets_ExT, valid_E, mean_T)
 
-    return xla_cpu.jit(over_folds(per_fold, execution))
+    return rt.fold_program(per_fold)
 
 
 def collect_predictions(chunks: Iterator, num_records: int, num_targets: int) -> np.ndarray:
@@ -101,11 +107,12 @@ def collect_predictions(chunks: Iterator, num_records: int, num_targets: int) ->
     return predictions_NxT
 
 
-def fold_metrics(predictions_NxT: np.ndarray, targets_NxT: np.ndarray, folds: Folds) -> list[dict[str, np.ndarray]]:
+def fold_metrics(predictions_NxT: np.ndarray, targets_NxT: np.ndarray, folds: Folds, stats: LabelStats) -> list[dict[str, np.ndarray]]:
     """Metrics of each fold on its held-out records, from the sums (used for every model)."""
     results = []
-    for test_N in folds.test_KxN:
-        sums = metric_sums(jnp.asarray(predictions_NxT[test_N]), jnp.asarray(targets_NxT[test_N]), jnp.ones(int(test_N.sum()), bool))
+    for test_N, shift_T in zip(folds.test_KxN, stats.mean_KxT):
+        sums = metric_sums(jnp.asarray(predictions_NxT[test_N]), jnp.asarray(targets_NxT[test_N]),
+                           jnp.ones(int(test_N.sum()), bool), jnp.asarray(shift_T))
         results.append(metrics_from_sums(jax.device_get(sums)))
     return results
 

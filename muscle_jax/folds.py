@@ -1,4 +1,4 @@
-"""Who is held out where, and how the fold axis is executed.
+"""Who is held out where.
 
 A fold is a pair of boolean masks over the records of a dataset: the records its model may
 learn from, and the records it is evaluated on. Masks are built from group ids only
@@ -8,10 +8,6 @@ learn from, and the records it is evaluated on. Masks are built from group ids o
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
-
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 
@@ -59,39 +55,3 @@ def make_folds(groups_N: np.ndarray, group_by: str, num_folds: int = 0, max_trai
         train_rows.append(np.isin(groups_N, train_groups))
         test_rows.append(test_N)
     return Folds(np.stack(train_rows), np.stack(test_rows), tuple(test_sets), group_by)
-
-
-def resolve_execution(execution: str, backend: str, fold_devices: int) -> str:
-    """'auto' → 'unroll' on a single CPU device, else 'vmap'; explicit choices pass through.
-
-    Measured side by side in one process on a 2-core CPU (default convnet at 64×64, 8 folds
-    × 32, examples/s): unroll + XLA conv 82.3, map + matmul conv 50.6, unroll + matmul 48.5,
-    vmap + matmul 44.3, vmap + XLA conv 15.1, map + XLA conv 2.7. On accelerators, and when
-    the folds are split over several devices, vmap is the natural form.
-    """
-    if execution != "auto":
-        return execution
-    return "unroll" if backend == "cpu" and fold_devices == 1 else "vmap"
-
-
-def over_folds(per_fold_fn: Callable, execution: str) -> Callable:
-    """Maps a per-fold function over a leading fold axis of all its arguments.
-
-    'vmap' batches the folds into one computation (best on accelerators and with the
-    matmul convolution); 'map' runs them one after another inside the same jitted program
-    (`lax.map`, a loop: compiled once, whatever K); 'unroll' writes the K per-fold programs
-    side by side in one jitted program (compile time grows with K, but XLA's CPU convolutions
-    keep their single-model speed, which they lose inside a loop).
-    """
-    if execution == "vmap":
-        return jax.vmap(per_fold_fn)
-    if execution == "map":
-        return lambda *args: jax.lax.map(lambda fold_args: per_fold_fn(*fold_args), args)
-    if execution == "unroll":
-        def unrolled(*args):
-            num_folds = jax.tree.leaves(args)[0].shape[0]
-            outputs = [per_fold_fn(*jax.tree.map(lambda a: a[k], args)) for k in range(num_folds)]
-            return jax.tree.map(lambda *per_fold: jnp.stack(per_fold), *outputs)
-
-        return unrolled
-    raise ValueError(f"train.fold_execution must be 'vmap', 'map' or 'unroll', got {execution!r}")

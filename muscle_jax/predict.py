@@ -22,10 +22,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from muscle_jax.data import pipeline, recordings
+from muscle_jax import cli
+from muscle_jax import ensemble as ensemble_lib
+from muscle_jax.data import pipeline, recordings, ultrasound_states
 from muscle_jax.data.readers.dicom import read_dicom_region
 from muscle_jax.data.readers.frames import Crop
 from muscle_jax.data.readers.media import DICOM_SUFFIXES
@@ -62,8 +65,6 @@ class Prediction:
 def preprocessing_of(config, image_shape: tuple[int, ...]) -> Preprocessing:
     """The layout and ROI source a run's dataset was built with (its builder config, unless the
     run's `config.dataset` overrides `roi_source`); the ROI size is the trained models' input."""
-    from muscle_jax.data import ultrasound_states
-
     known = {c.name: c for c in ultrasound_states.UltrasoundStates.BUILDER_CONFIGS}
     name = config.dataset.builder_config
     if name not in known:
@@ -147,15 +148,10 @@ def write_csv(path: Path | str, prediction: Prediction) -> None:
 
 def plot(path: Path | str, prediction: Prediction, title: str) -> None:
     """One panel per target: the ensemble mean with a ±1 standard deviation band over time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     timed = np.all(np.isfinite(prediction.time_s_N))
     x_N = prediction.time_s_N if timed else prediction.frame_N
-    figure, axes = plt.subplots(len(prediction.targets), 1, figsize=(8, 2.4 * len(prediction.targets)), sharex=True,
-                                squeeze=False)
+    figure = Figure(figsize=(8, 2.4 * len(prediction.targets)))
+    axes = figure.subplots(len(prediction.targets), 1, sharex=True, squeeze=False)
     for t, (target, axis) in enumerate(zip(prediction.targets, axes[:, 0])):
         mean_N, std_N = prediction.mean_NxT[:, t], prediction.std_NxT[:, t]
         axis.fill_between(x_N, mean_N - std_N, mean_N + std_N, alpha=0.3, label="±1 sd across folds")
@@ -167,43 +163,48 @@ def plot(path: Path | str, prediction: Prediction, title: str) -> None:
     figure.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A trained run (muscle_jax.main's --workdir).")
-_INPUT = flags.DEFINE_string("input", None, "A video, a DICOM cine or a folder of images.")
-_OUTPUT = flags.DEFINE_string("output", None, "CSV to write: frame,time_s,<target>,<target>_std.")
-_PLOT = flags.DEFINE_string("plot", None, "Optional PNG of the predictions over time.")
-_CROP = flags.DEFINE_string("crop", None, "Image region 'x,y,w,h' (0-based px); default: the run's calibration, else detected.")
-_FPS = flags.DEFINE_float("fps", None, "Frame rate of a folder of images (for time_s).")
-_BATCH = flags.DEFINE_integer("batch_size", 128, "Frames per model call.")
-_SKIP = flags.DEFINE_boolean("skip_bad_frames", False, "Leave undecodable frames out (counted) instead of failing.")
-flags.mark_flags_as_required(["workdir", "input", "output"])
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.INFO)
-    from muscle_jax import ensemble as ensemble_lib
-
-    ensemble = ensemble_lib.load(_WORKDIR.value)
-    prediction = predict_recording(ensemble, _INPUT.value, _CROP.value, _FPS.value, _BATCH.value, _SKIP.value)
-    write_csv(_OUTPUT.value, prediction)
-    if _PLOT.value:
-        plot(_PLOT.value, prediction, Path(_INPUT.value).name)
-    seconds = prediction.seconds
-    print(
-        f"{len(prediction.frame_N)} frames → {_OUTPUT.value}: {prediction.frames_per_second:.1f} frames/s overall "
-        f"(decode + ROI {len(prediction.frame_N) / max(seconds['decode_and_roi'], 1e-9):.1f} frames/s, "
-        f"model {len(prediction.frame_N) / max(seconds['model'], 1e-9):.1f} frames/s); "
+def run(workdir: str | Path, input_path: str | Path, output: str | Path, plot_path: str | Path | None = None,
+        crop_text: str | None = None, fps: float | None = None, batch_size: int = 128, skip_bad_frames: bool = False,
+        ensemble=None) -> str:
+    """The command's work: predicts `input_path` with the run in `workdir` (or the `ensemble`
+    already loaded from it), writes the CSV (and the plot); returns the summary it prints."""
+    ensemble = ensemble or ensemble_lib.load(workdir)
+    prediction = predict_recording(ensemble, input_path, crop_text, fps, batch_size, skip_bad_frames)
+    write_csv(output, prediction)
+    if plot_path:
+        plot(plot_path, prediction, Path(input_path).name)
+    count, seconds = len(prediction.frame_N), prediction.seconds
+    lines = [
+        f"{count} frames → {output}: {prediction.frames_per_second:.1f} frames/s overall "
+        f"(decode + ROI {count / max(seconds['decode_and_roi'], 1e-9):.1f} frames/s, "
+        f"model {count / max(seconds['model'], 1e-9):.1f} frames/s); "
         f"skipped {prediction.skipped_frames} undecodable, {prediction.no_roi_frames} without an ROI (NaN rows)"
-    )
+    ]
     steps_s = np.diff(prediction.time_s_N)
     if len(steps_s) and np.all(np.isfinite(steps_s)) and np.median(steps_s) > 0:
         recorded_fps = 1.0 / float(np.median(steps_s))
-        print(f"recorded at {recorded_fps:.1f} frames/s: {prediction.frames_per_second / recorded_fps:.2f}× real time")
+        lines.append(f"recorded at {recorded_fps:.1f} frames/s: {prediction.frames_per_second / recorded_fps:.2f}× real time")
+    return "\n".join(lines)
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("workdir", None, "A trained run (muscle_jax.main's --workdir).")
+    flags.DEFINE_string("input", None, "A video, a DICOM cine or a folder of images.")
+    flags.DEFINE_string("output", None, "CSV to write: frame,time_s,<target>,<target>_std.")
+    flags.DEFINE_string("plot", None, "Optional PNG of the predictions over time.")
+    flags.DEFINE_string("crop", None, "Image region 'x,y,w,h' (0-based px); default: the run's calibration, else detected.")
+    flags.DEFINE_float("fps", None, "Frame rate of a folder of images (for time_s).")
+    flags.DEFINE_integer("batch_size", 128, "Frames per model call.")
+    flags.DEFINE_boolean("skip_bad_frames", False, "Leave undecodable frames out (counted) instead of failing.")
+    flags.mark_flags_as_required(["workdir", "input", "output"])
+
+
+def main(argv: list[str]) -> None:
+    args = flags.FLAGS
+    print(run(args.workdir, args.input, args.output, args.plot, args.crop, args.fps, args.batch_size, args.skip_bad_frames))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

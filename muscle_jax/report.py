@@ -11,17 +11,18 @@ plots/       predicted vs measured time series, one PNG per held-out group.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from muscle_jax import intervals
+from muscle_jax import intervals, metric_writer, runtime
 from muscle_jax.data.pipeline import LabelStats, RecordIndex
 from muscle_jax.folds import Folds
+from muscle_jax.models import family_knobs
+from muscle_jax.runtime import machine
 
 UNITS = {"angle_deg": "°", "torque_nm": "N·m", "emg_v": "V"}
 METRICS = ("rmse", "nrmse_pct", "r2", "pearson_r")
@@ -32,16 +33,20 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n")
 
 
-def write_run_info(workdir: Path, config, index: RecordIndex, folds: Folds, stats: LabelStats, image_shape) -> None:
-    """Records what the fold models are and how their outputs map back to physical units."""
+def write_run_info(workdir: Path, config, index: RecordIndex, folds: Folds, stats: LabelStats, image_shape,
+                   rt: runtime.Runtime) -> None:
+    """Records what the fold models are (the model's resolved knobs, not how this machine ran
+    them) and how their outputs map back to physical units; the runtime beside, as a record."""
     write_json(workdir / "run.json", {
         "config": config.to_dict(),
+        "model": family_knobs(config.model),
         "targets": list(index.target_names),
         "image_shape": list(image_shape),
         "num_folds": folds.num_folds,
         "group_by": folds.group_by,
         "held_out_groups": [list(g) for g in folds.held_out_groups],
         "label_stats": stats.to_json(),
+        "runtime": rt.to_json(),
     })
 
 
@@ -54,20 +59,6 @@ def _commit() -> str:
         return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def _machine() -> str:
-    import jax
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, jax {jax.__version__} on {jax.default_backend()}"
 
 
 def _summaries(per_fold: list[dict[str, np.ndarray]], target_names) -> dict:
@@ -87,7 +78,8 @@ def _summaries(per_fold: list[dict[str, np.ndarray]], target_names) -> dict:
     return summary
 
 
-def write_results(workdir: Path, config, info, index: RecordIndex, folds: Folds, evaluation, timings) -> dict[str, Any]:
+def write_results(workdir: Path, config, info, index: RecordIndex, folds: Folds, evaluation, timings,
+                  rt: runtime.Runtime) -> dict[str, Any]:
     """Writes results.json, results.md and the plots; returns the results dict."""
     results = {
         "dataset": info.full_name,
@@ -102,13 +94,15 @@ def write_results(workdir: Path, config, info, index: RecordIndex, folds: Folds,
         "models": {name: _summaries(per_fold, index.target_names) for name, per_fold in evaluation["per_fold"].items()},
         "timing": {k: round(v, 2) for k, v in timings.items()},
         "commit": _commit(),
-        "machine": _machine(),
+        "machine": machine.one_line(),
+        "runtime": rt.to_json(),
         "config": config.to_dict(),
     }
     write_json(workdir / "results.json", results)
     (workdir / "results.md").write_text(results_table(results))
     if config.eval.plots:
         plot_time_series(workdir / "plots", index, folds, evaluation["predictions"])
+        plot_loss_curve(workdir / "plots" / "loss.png", metric_writer.read_metrics(workdir))
     return results
 
 
@@ -140,17 +134,13 @@ def _mean_sd(stat: dict) -> str:
 
 def plot_time_series(directory: Path, index: RecordIndex, folds: Folds, predictions: dict[str, np.ndarray]) -> None:
     """One PNG per held-out group: measured and predicted states over the group's frames."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     directory.mkdir(parents=True, exist_ok=True)
     num_targets = len(index.target_names)
     for k, test_N in enumerate(folds.test_KxN):
         order = np.flatnonzero(test_N)
         order = order[np.lexsort((index.frame_N[order], index.trial_N[order], index.participant_N[order]))]
-        fig, axes = plt.subplots(num_targets, 1, figsize=(10, 2.2 * num_targets), sharex=True, squeeze=False)
+        fig = Figure(figsize=(10, 2.2 * num_targets))
+        axes = fig.subplots(num_targets, 1, sharex=True, squeeze=False)
         x = np.arange(len(order))
         for t, name in enumerate(index.target_names):
             ax = axes[t, 0]
@@ -168,4 +158,23 @@ def plot_time_series(directory: Path, index: RecordIndex, folds: Folds, predicti
         fig.suptitle(f"fold {k}: held-out {folds.group_by} {held_out}")
         fig.tight_layout()
         fig.savefig(directory / f"fold{k:02d}_{folds.group_by}_{held_out.replace(', ', '-')}.png", dpi=90)
-        plt.close(fig)
+
+
+def plot_loss_curve(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Training loss per step, each fold's and their mean, on a log scale (from metrics.jsonl)."""
+    if not rows:
+        return
+    steps = [row["step"] for row in rows]
+    fig = Figure(figsize=(8, 3.5))
+    ax = fig.subplots()
+    fold_keys = sorted((k for k in rows[0] if k.startswith("loss/fold")), key=lambda k: int(k.split("fold")[1]))
+    for key in fold_keys:
+        ax.plot(steps, [row[key] for row in rows], lw=0.6, alpha=0.5)
+    ax.plot(steps, [row["loss"] for row in rows], color="black", lw=1.4, label="mean over folds")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (MSE, standardised targets)")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)

@@ -1,8 +1,11 @@
 """CLI: frames → aponeurosis masks, ROI crops and one CSV row per frame.
 
-    python -m muscle_jax.segment --input=<image | folder of images | video> --output=<folder>
+    python -m muscle_jax.segment --input=<image | folder of images | video | DICOM> --output=<folder>
         [--checkpoint=<file.msgpack>] [--roi_height=128 --roi_width=128] [--batch_size=16]
 
+Frames are read by `muscle_jax.data.readers`, as everywhere else (8- and 16-bit images,
+colour as luma). A folder's images may differ in size; they are named by their stem, or by
+their whole file name where two stems would collide (`x.png` and `x.jpg` → `x_png`, `x_jpg`).
 Writes, per input image (or video frame `<video>_<frame index>`):
   <output>/<name>.png      the aponeurosis mask, 0/255, the input's size
   <output>/roi/<name>.png  the ROI between the aponeuroses (only where they were found)
@@ -13,27 +16,38 @@ Writes, per input image (or video frame `<video>_<frame index>`):
 
 from __future__ import annotations
 
+import collections
 import csv
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from PIL import Image
 from tqdm import tqdm
 
-from muscle_jax.segmentation import frames_io
+from muscle_jax import cli
+from muscle_jax.data.readers import images as image_files
+from muscle_jax.data.readers.media import read_frames
 from muscle_jax.segmentation.inference import SegmentationResult, segment_frames
 
-def named_frames(input_path: Path) -> tuple[Iterator[tuple[str, np.ndarray]], int | None]:
-    """(name, uint8 H×W frame) for every input frame, and how many there are when known."""
-    kind, files = frames_io.list_inputs(input_path)
-    if kind == "images":
-        return ((f.stem, frames_io.read_gray_image(f)) for f in files), len(files)
-    video = files[0]
-    frames = frames_io.iter_video_frames(video)
-    return ((f"{video.stem}_{index:06d}", frame) for index, frame in enumerate(frames)), None
+
+def output_names(files: list[Path]) -> list[str]:
+    """Each image's output name: its stem, or its whole name ('.' → '_') where stems collide."""
+    stems = collections.Counter(f.stem for f in files)
+    return [f.stem if stems[f.stem] == 1 else f.name.replace(".", "_") for f in files]
+
+
+def named_frames(input_path: Path) -> tuple[Iterator[tuple[str, np.ndarray]], int]:
+    """(name, uint8 H×W frame) for every input frame, and how many there are."""
+    if not input_path.exists():
+        raise FileNotFoundError(f"{input_path}: no such file or folder")
+    if input_path.is_dir() or input_path.suffix.lower() in image_files.IMAGE_SUFFIXES:
+        files = image_files.list_images(input_path) if input_path.is_dir() else [input_path]
+        return ((name, image_files.read_gray_image(f)) for name, f in zip(output_names(files), files)), len(files)
+    frames = read_frames(input_path).require_complete(skip_bad_frames=False)
+    names = [f"{input_path.stem}_{int(index):06d}" for index in frames.index_N]
+    return zip(names, frames.images_N), len(names)
 
 
 def same_size_batches(
@@ -94,9 +108,7 @@ def segment_input(
 
 
 def define_flags() -> None:
-    """The CLI's flags; defined only when run as a program, so importing this module (tests,
-    other tools) never collides with another module's absl flags of the same name."""
-    flags.DEFINE_string("input", None, "an image file, a folder of images, or a video", required=True)
+    flags.DEFINE_string("input", None, "an image file, a folder of images, a video or a DICOM cine", required=True)
     flags.DEFINE_string("output", None, "folder for masks, ROI crops and segmentation.csv", required=True)
     flags.DEFINE_string("checkpoint", None, "segmentation checkpoint; default: the shipped model")
     flags.DEFINE_integer("roi_height", 128, "ROI height in pixels")
@@ -105,18 +117,12 @@ def define_flags() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     args = flags.FLAGS
-    try:
-        count = segment_input(
-            Path(args.input), Path(args.output), args.checkpoint, (args.roi_height, args.roi_width), args.batch_size
-        )
-    except ValueError as error:
-        sys.exit(f"error: {error}")
+    count = segment_input(
+        Path(args.input), Path(args.output), args.checkpoint, (args.roi_height, args.roi_width), args.batch_size
+    )
     print(f"segmented {count} frame(s) into {args.output}")
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

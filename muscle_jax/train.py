@@ -1,12 +1,16 @@
 """Training of all cross-validation fold models at once, then held-out evaluation.
 
-Read top to bottom: the optimiser, the fold-stacked state, the per-fold step and its
-mapping over the fold axis, then `train_and_evaluate`, the whole job.
+Read top to bottom: the fold-stacked state, the per-fold step and the program that runs it
+over the fold axis, the step's timing for the runtime's measured choices, the training
+loop, evaluation, then `train_and_evaluate`, the whole job. How this machine runs the step
+(convolution formulation, fold execution, compiler options) is the runtime's
+(`muscle_jax.runtime`); nothing here depends on the machine.
 """
 
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -18,32 +22,15 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from muscle_jax import augment, checkpoint, evaluate, folds as folds_lib, report, sharding, xla_cpu
+from muscle_jax import augment, checkpoint, evaluate, metric_writer, optimizer, report, runtime, sharding
+from muscle_jax import folds as folds_lib
 from muscle_jax.data import pipeline
-from muscle_jax.models import create_model
+from muscle_jax.models import create_model, family_knobs
 
 TrainState = train_state.TrainState
 
 
-def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """Gradient clipping, then Adam/AdamW on a linear-warmup cosine schedule."""
-    schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0,
-        peak_value=train_config.learning_rate,
-        warmup_steps=train_config.warmup_steps,
-        decay_steps=max(train_config.num_steps, train_config.warmup_steps + 1),
-        end_value=train_config.learning_rate * 0.01,
-    )
-    if train_config.optimizer == "adamw":
-        optimizer = optax.adamw(schedule, weight_decay=train_config.weight_decay)
-    elif train_config.optimizer == "adam":
-        optimizer = optax.adam(schedule)
-    else:
-        raise ValueError(f"train.optimizer must be 'adam' or 'adamw', got {train_config.optimizer!r}")
-    return optax.chain(optax.clip_by_global_norm(train_config.grad_clip_norm), optimizer)
-
-
-def create_fold_state(model, tx, seed: int, num_folds: int, image_shape_HxWx1: tuple[int, ...]) -> TrainState:
+def create_fold_state(model, tx, seed: int, num_folds: int, image_shape_HxWxS: tuple[int, ...]) -> TrainState:
     """K independently initialised models, parameters and optimiser state stacked on axis 0.
 
     Fold k's initial parameters depend only on (seed, k).
@@ -51,20 +38,20 @@ def create_fold_state(model, tx, seed: int, num_folds: int, image_shape_HxWx1: t
 
     def init_one(fold_index):
         key = jax.random.fold_in(jax.random.key(seed), fold_index)
-        params = model.init(key, jnp.zeros((1, *image_shape_HxWx1), jnp.float32), train=False)["params"]
+        params = model.init(key, jnp.zeros((1, *image_shape_HxWxS), jnp.float32), train=False)["params"]
         return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
     return jax.jit(jax.vmap(init_one))(jnp.arange(num_folds))
 
 
-def train_step(state: TrainState, images_BxHxWx1, targets_BxT, fold_index, seed: int, augment_config=None):
+def train_step(state: TrainState, images_BxHxWxS, targets_BxT, fold_index, seed: int, augment_config=None):
     """One optimiser step of one fold's model on its own batch (MSE on standardised targets).
 
     Random draws (dropout, augmentation) depend only on (seed, fold, step).
     """
     step_key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed + 1), fold_index), state.step)
     dropout_key, augment_key = jax.random.split(step_key)
-    inputs = images_BxHxWx1.astype(jnp.float32) / 255.0
+    inputs = images_BxHxWxS.astype(jnp.float32) / 255.0
     if augment_config is not None and augment_config.enabled:
         inputs = augment.augment_images(augment_key, inputs, augment_config)
 
@@ -76,55 +63,95 @@ def train_step(state: TrainState, images_BxHxWx1, targets_BxT, fold_index, seed:
     return state.apply_gradients(grads=grads), {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
 
-def make_fold_train_step(
-    seed: int, fold_execution: str, augment_config=None, compiler_options: dict[str, Any] | None = None
-) -> Callable:
-    """(state_K, batch with [K, B, ...] arrays) → (state_K, metrics_K), jitted, the state donated.
+def per_fold_train_step(seed: int, augment_config=None) -> Callable:
+    """`train_step` for one fold: (state, images [B, ...], targets [B, T], fold index) → (state, metrics)."""
 
-    `compiler_options` are XLA's; None means the tuned ones on CPU (`xla_cpu.compiler_options`,
-    with the memory-optimised schedule when the folds are unrolled).
-    """
+    def per_fold(state, images_BxHxWxS, targets_BxT, fold_index):
+        return train_step(state, images_BxHxWxS, targets_BxT, fold_index, seed, augment_config)
 
-    def fold_step(state, images_KxBxHxWx1, targets_KxBxT):
-        per_fold = lambda s, x, y, k: train_step(s, x, y, k, seed, augment_config)  # noqa: E731
-        fold_indices = jnp.arange(images_KxBxHxWx1.shape[0])
-        return folds_lib.over_folds(per_fold, fold_execution)(state, images_KxBxHxWx1, targets_KxBxT, fold_indices)
-
-    if compiler_options is None:
-        compiler_options = xla_cpu.compiler_options(unrolled_folds=fold_execution == "unroll")
-    return xla_cpu.jit(fold_step, compiler_options, donate_argnums=0)
+    return per_fold
 
 
-def fold_placement(config: ml_collections.ConfigDict, num_folds: int):
-    """The device mesh of the fold-stacked state and how the fold axis is executed on it."""
-    mesh = sharding.make_mesh(num_folds)
-    execution = folds_lib.resolve_execution(config.train.fold_execution, jax.default_backend(), mesh.shape[sharding.FOLD_AXIS])
-    return mesh, execution
+def make_fold_train_step(rt: runtime.Runtime, seed: int, augment_config=None):
+    """(state_K, images [K, B, ...], targets [K, B, T], fold indices [K]) → (state_K, metrics_K),
+    run over the fold axis as the runtime says, the state donated."""
+    return rt.fold_program(per_fold_train_step(seed, augment_config), donate_argnums=0)
 
 
-def _check_finite(losses_K: np.ndarray, step: int) -> None:
-    bad = np.flatnonzero(~np.isfinite(losses_K))
-    if bad.size:
-        raise FloatingPointError(
-            f"training stopped: fold {int(bad[0])} has a non-finite loss ({losses_K[bad[0]]}) at step {step}; "
-            "lower train.learning_rate or check the input data"
-        )
+def build_state(config: ml_collections.ConfigDict, rt: runtime.Runtime, num_targets: int, num_folds: int,
+                image_shape: tuple[int, ...], mesh) -> TrainState:
+    """The initial fold-stacked state of the configured model, placed on the mesh."""
+    model = create_model(config.model, num_targets, rt.conv_module, rt.dtype)
+    tx = optimizer.make_optimizer(config.train)
+    return sharding.shard_fold_state(create_fold_state(model, tx, config.seed, num_folds, image_shape), mesh)
+
+
+def step_timer(config: ml_collections.ConfigDict, num_targets: int, num_folds: int, image_shape: tuple[int, ...],
+               mesh, steps: int = 2) -> Callable[[runtime.Runtime], float]:
+    """Seconds per example of the run's own train step under a candidate runtime, on synthetic
+    data (the runtime's measured choices, `runtime.tune`): compiled once per candidate, then
+    one untimed and `steps` timed steps; the median."""
+    batch_size = config.train.batch_size
+    rng = np.random.default_rng(0)
+    batch = sharding.shard_batch({
+        "image": rng.integers(0, 256, (num_folds, batch_size, *image_shape), dtype=np.uint8),
+        "targets": rng.standard_normal((num_folds, batch_size, num_targets)).astype(np.float32),
+    }, mesh)
+    fold_indices = jnp.arange(num_folds)
+    programs: dict[tuple, list] = {}
+
+    def seconds_per_example(rt: runtime.Runtime) -> float:
+        key = (rt.conv, rt.xla_options, rt.fold_execution, rt.compute_dtype)
+        if key not in programs:
+            state = build_state(config, rt, num_targets, num_folds, image_shape, mesh)
+            step = make_fold_train_step(rt, config.seed, config.augment).compile(
+                state, batch["image"], batch["targets"], fold_indices)
+            programs[key] = [step, state]
+        step, state = programs[key]
+        times = []
+        for _ in range(steps + 1):
+            start = time.perf_counter()
+            state, metrics = step(state, batch["image"], batch["targets"], fold_indices)
+            jax.block_until_ready(metrics)
+            times.append(time.perf_counter() - start)
+        programs[key][1] = state
+        return statistics.median(times[1:]) / (num_folds * batch_size)
+
+    return seconds_per_example
+
+
+def resolve_runtime(config: ml_collections.ConfigDict, num_targets: int, folds: folds_lib.Folds,
+                    image_shape: tuple[int, ...], mesh) -> runtime.Runtime:
+    """The runtime of this run's training, measured on this machine where the config leaves it 'auto'."""
+    step_key = {
+        "model": family_knobs(config.model), "image_shape": list(image_shape), "batch_size": config.train.batch_size,
+        "num_folds": folds.num_folds, "num_targets": num_targets, "augment": config.augment.enabled,
+    }
+    return runtime.resolve(
+        config.runtime, num_fold_devices=mesh.shape[sharding.FOLD_AXIS], purpose="training",
+        measure=step_timer(config, num_targets, folds.num_folds, image_shape, mesh), step_key=step_key,
+    )
 
 
 def train_folds(
     config: ml_collections.ConfigDict,
+    rt: runtime.Runtime,
     workdir: Path,
     source,
     index: pipeline.RecordIndex,
     folds: folds_lib.Folds,
     stats: pipeline.LabelStats,
     image_shape: tuple[int, ...],
+    mesh,
 ) -> tuple[TrainState, dict[str, float]]:
-    """Trains (or resumes training of) the fold-stacked models; returns the final state and timings."""
-    model = create_model(config.model, len(index.target_names))
-    tx = make_optimizer(config.train)
-    mesh, execution = fold_placement(config, folds.num_folds)
-    state = sharding.shard_fold_state(create_fold_state(model, tx, config.seed, folds.num_folds, image_shape), mesh)
+    """Trains (or resumes training of) the fold-stacked models; returns the final state and timings.
+
+    Each step is dispatched before the previous step's metrics are read, so the host reads
+    and writes metrics while the device computes. Every step's loss and gradient norm are
+    checked: training stops at the first non-finite one, and a checkpoint is saved only
+    after the step that produced its state was checked.
+    """
+    state = build_state(config, rt, len(index.target_names), folds.num_folds, image_shape, mesh)
     checkpoints = checkpoint.manager(workdir, config.train.max_checkpoints)
     restored = checkpoint.restore_latest(checkpoints, state)
     start_step = 0
@@ -137,53 +164,70 @@ def train_folds(
         start_step, num_steps, config.train.input_threads, config.dataset.frame_stack,
     )
     logging.info("%d folds on a %s device mesh %s, fold axis executed by %s",
-                 folds.num_folds, jax.default_backend(), dict(mesh.shape), execution)
-    step_fn = make_fold_train_step(config.seed, execution, config.augment)
+                 folds.num_folds, rt.backend, dict(mesh.shape), rt.fold_execution)
+    fold_indices = jnp.arange(folds.num_folds)
+    step_fn = make_fold_train_step(rt, config.seed, config.augment)
+    schedule = optimizer.learning_rate_schedule(config.train)
+    fold_names = tuple(f"fold {k}" for k in range(folds.num_folds))
     examples_per_step = folds.num_folds * config.train.batch_size
     timings = {"compile_s": 0.0, "train_s": 0.0}
-    window_start, window_steps, metrics = time.perf_counter(), 0, None
-    for step in range(start_step, num_steps):
-        batch = sharding.shard_batch(next(batches), mesh)
-        if step == start_step:
-            compile_start = time.perf_counter()
-            step_fn = step_fn.lower(state, batch["image"], batch["targets"]).compile()
-            timings["compile_s"] = time.perf_counter() - compile_start
-            window_start = time.perf_counter()
-        # The next step is dispatched before this one's metrics are read, so host and device overlap.
-        state, metrics = step_fn(state, batch["image"], batch["targets"])
-        window_steps += 1
-        done = step + 1
-        if done % config.train.log_every == 0 or done == num_steps:
-            losses_K = np.asarray(metrics["loss"])
-            _check_finite(losses_K, done)
-            elapsed = time.perf_counter() - window_start
+    window = {"start": time.perf_counter(), "steps": 0}
+
+    def record(step: int, metrics_K) -> None:
+        """Reads one step's metrics from the device, checks them, writes and logs them."""
+        losses_K, grad_norms_K = np.asarray(metrics_K["loss"]), np.asarray(metrics_K["grad_norm"])
+        optimizer.check_finite_loss(losses_K, step, fold_names)
+        optimizer.check_finite_loss(grad_norms_K, step, fold_names, what="gradient norm")
+        scalars = {"loss": float(losses_K.mean()), "grad_norm": float(grad_norms_K.mean()),
+                   "learning_rate": float(schedule(step - 1))}
+        scalars.update({f"loss/fold{k}": float(v) for k, v in enumerate(losses_K)})
+        writer.write(step, scalars)
+        window["steps"] += 1
+        if step % config.train.log_every == 0 or step == num_steps:
+            elapsed = time.perf_counter() - window["start"]
             timings["train_s"] += elapsed
-            logging.info(
-                "step %d/%d  loss %.4f (mean of %d folds)  %.2f steps/s  %.0f examples/s",
-                done, num_steps, float(losses_K.mean()), folds.num_folds,
-                window_steps / elapsed, window_steps * examples_per_step / elapsed,
-            )
-            window_start, window_steps = time.perf_counter(), 0
-        if done % config.train.checkpoint_every == 0 or done == num_steps:
-            checkpoint.save(checkpoints, done, state)
-    if metrics is not None:
-        _check_finite(np.asarray(metrics["loss"]), num_steps)
-    checkpoints.wait_until_finished()
-    checkpoints.close()
+            logging.info("step %d/%d  loss %.4f (mean of %d folds)  %.2f steps/s  %.0f examples/s",
+                         step, num_steps, scalars["loss"], folds.num_folds, window["steps"] / elapsed,
+                         window["steps"] * examples_per_step / elapsed)
+            window.update(start=time.perf_counter(), steps=0)
+
+    pending = None  # (step, metrics) of the step before the one just dispatched
+    with metric_writer.MetricWriter(workdir, start_step) as writer:
+        try:
+            for step in range(start_step, num_steps):
+                batch = sharding.shard_batch(next(batches), mesh)
+                if step == start_step:
+                    compile_start = time.perf_counter()
+                    step_fn = step_fn.compile(state, batch["image"], batch["targets"], fold_indices)
+                    timings["compile_s"] = time.perf_counter() - compile_start
+                    window["start"] = time.perf_counter()
+                state, metrics = step_fn(state, batch["image"], batch["targets"], fold_indices)
+                if pending is not None:
+                    record(*pending)
+                pending = (step + 1, metrics)
+                if (step + 1) % config.train.checkpoint_every == 0 or step + 1 == num_steps:
+                    record(*pending)  # a state is saved only after the step that made it was finite
+                    pending = None
+                    checkpoint.save(checkpoints, step + 1, state)
+            if pending is not None:
+                record(*pending)
+        finally:
+            checkpoints.wait_until_finished()
+            checkpoints.close()
     return state, timings
 
 
 def evaluate_folds(
     config: ml_collections.ConfigDict,
+    rt: runtime.Runtime,
     state: TrainState,
     source,
     index: pipeline.RecordIndex,
     folds: folds_lib.Folds,
     stats: pipeline.LabelStats,
 ) -> dict[str, Any]:
-    """Each fold's model on its held-out records (vmapped over folds), and the baselines."""
-    _, execution = fold_placement(config, folds.num_folds)
-    eval_step = evaluate.make_eval_step(state.apply_fn, execution)
+    """Each fold's model on its held-out records (over the fold axis as the runtime says), and the baselines."""
+    eval_step = evaluate.make_eval_step(state.apply_fn, rt)
     mean_KxT, std_KxT = jnp.asarray(stats.mean_KxT), jnp.asarray(stats.std_KxT)
     sums, chunks = None, []
     for indices_KxE, valid_KxE in evaluate.test_chunks(folds, config.eval.batch_size):
@@ -203,7 +247,7 @@ def evaluate_folds(
         )
     for name in predictions:
         if name != "cnn":
-            per_fold[name] = evaluate.fold_metrics(predictions[name], index.targets_NxT, folds)
+            per_fold[name] = evaluate.fold_metrics(predictions[name], index.targets_NxT, folds, stats)
     return {"per_fold": per_fold, "predictions": predictions}
 
 
@@ -225,18 +269,29 @@ def train_and_evaluate_on(
     stats = pipeline.label_stats(index.targets_NxT, folds.train_KxN)
     roi_h, roi_w, _ = source[0]["image"].shape
     image_shape = (roi_h, roi_w, config.dataset.frame_stack)  # the model's input: S stacked frames
-    report.write_run_info(workdir, config, index, folds, stats, image_shape)
     timings = {**(timings or {}), "index_s": time.perf_counter() - start}
-    state, train_timings = train_folds(config, workdir, source, index, folds, stats, image_shape)
+    mesh = sharding.make_mesh(folds.num_folds)
+    runtime_start = time.perf_counter()
+    rt = resolve_runtime(config, len(index.target_names), folds, image_shape, mesh)
+    timings["runtime_s"] = time.perf_counter() - runtime_start
+    report.write_run_info(workdir, config, index, folds, stats, image_shape, rt)
+    state, train_timings = train_folds(config, rt, workdir, source, index, folds, stats, image_shape, mesh)
     timings.update(train_timings)
     eval_start = time.perf_counter()
-    evaluation = evaluate_folds(config, state, source, index, folds, stats)
+    evaluation = evaluate_folds(config, rt, state, source, index, folds, stats)
     timings["eval_s"] = time.perf_counter() - eval_start
-    return report.write_results(workdir, config, info, index, folds, evaluation, timings)
+    return report.write_results(workdir, config, info, index, folds, evaluation, timings, rt)
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Refuses, before any work, a model or runtime setting that cannot run (naming the field)."""
+    family_knobs(config.model)
+    runtime.validate(config.runtime)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Builds the configured dataset if needed, then trains and evaluates all folds; returns results."""
+    check_config(config)
     build_start = time.perf_counter()
     source, info = pipeline.load_source(config.dataset)
     build_s = time.perf_counter() - build_start

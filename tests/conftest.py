@@ -13,6 +13,8 @@ import jax
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# Measured runtime choices of the suite's runs stay out of the user's cache.
+os.environ.setdefault("MUSCLE_JAX_CACHE", tempfile.mkdtemp(prefix="muscle_jax_cache_"))
 # Every training run in the suite compiles the same few programs; a persistent cache shared
 # with the subprocesses (through the environment) compiles each of them once.
 _COMPILE_CACHE = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="muscle_jax_xla_"))

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from muscle_jax import allocator
+from muscle_jax.runtime import allocator
 
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -18,7 +18,7 @@ def test_benchmark_writes_every_figure(smoke_dataset, tmp_path):
         "--config.model.channels=(4, 128)", "--config.model.hidden=8",
         "--config.benchmark.num_folds=2", "--config.train.batch_size=4", "--config.benchmark.image_hw=(16, 16)",
         "--config.benchmark.warmup_steps=1", "--config.benchmark.repeats=2",
-        "--config.benchmark.single_conv_impls=('xla',)",
+        "--config.benchmark.single_convs=('xla',)",
         "--config.benchmark.compiler_option_variants=('xla_defaults', '+xla_cpu_use_fusion_emitters=true')",
         "--config.benchmark.fold_compiler_option_variants=('-xla_cpu_scheduler_type',)",
         "--config.benchmark.peak_matmul_size=256", "--config.benchmark.input_pipeline_steps=2",
@@ -41,10 +41,10 @@ def test_benchmark_writes_every_figure(smoke_dataset, tmp_path):
             assert 0 <= reclaimed <= figures["repeats"] and mib >= 0 and (reclaimed == 0) == (mib == 0), key
     assert results["model_flops_per_example"] > 0 and results["peak_flops_per_s"] > 0
     assert set(results["compile_s"]) >= {"single", "folds_unroll", "folds_vmapped"}
-    assert results["model"]["channels"] == [4, 128] and results["model"]["conv_impl"] == "winograd"
-    assert set(results["single_by_conv_impl"]) == {"winograd", "xla"}
+    assert results["model"]["channels"] == [4, 128] and results["runtime"]["conv"] == "winograd"
+    assert set(results["single_by_conv"]) == {"winograd", "xla"}
     # The model's FLOPs are those of direct convolutions, whichever formulation ran.
-    direct = results["single_by_conv_impl"]["xla"]["executed_flops_per_example"]
+    direct = results["single_by_conv"]["xla"]["executed_flops_per_example"]
     assert abs(results["model_flops_per_example"] - direct) <= 1e-6 * direct
     # The 128 → 128 layer runs Winograd, which XLA counts as fewer FLOPs than the model's.
     assert 0 < results["single"]["executed_flops_per_example"] < results["model_flops_per_example"]
@@ -65,7 +65,7 @@ def test_benchmark_writes_every_figure(smoke_dataset, tmp_path):
     assert unrolled["-xla_cpu_scheduler_type"]["examples_per_s"] > 0
     assert set(results["folds_vmapped_by_compiler_options"]) == {"tuned"}
     assert results["machine"]["free_page_reporting"] == allocator.page_reporting_settings()
-    assert results["huge_pages"] is True  # the command restarted itself with glibc's tunable
+    assert results["huge_pages"] is allocator.uses_huge_pages()  # the environment's choice, recorded
     # No PyTorch rows, and no JAX row taken in turns with them, without --torch_python.
     assert "PyTorch" not in completed.stdout and "single_beside_pytorch" not in results
     assert "single[xla_defaults]" in completed.stdout

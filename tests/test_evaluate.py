@@ -19,9 +19,10 @@ def test_metrics_from_chunked_sums_equal_direct_computation():
     y = rng.normal(size=(50, 3)).astype(np.float32) * [1, 10, 0.01]
     p = (y + rng.normal(size=y.shape) * [0.3, 2, 0.004]).astype(np.float32)
     valid = np.ones(50, bool)
-    whole = jax.device_get(evaluate.metric_sums(jnp.asarray(p), jnp.asarray(y), jnp.asarray(valid)))
-    first = jax.device_get(evaluate.metric_sums(jnp.asarray(p[:20]), jnp.asarray(y[:20]), jnp.asarray(valid[:20])))
-    second = jax.device_get(evaluate.metric_sums(jnp.asarray(p[20:]), jnp.asarray(y[20:]), jnp.asarray(valid[20:])))
+    shift = jnp.asarray([0.5, -3.0, 0.01], jnp.float32)  # any shift, as long as it is the same for every chunk
+    sums = lambda rows: jax.device_get(  # noqa: E731
+        evaluate.metric_sums(jnp.asarray(p[rows]), jnp.asarray(y[rows]), jnp.asarray(valid[rows]), shift))
+    whole, first, second = sums(slice(None)), sums(slice(0, 20)), sums(slice(20, None))
     merged = evaluate.metrics_from_sums(evaluate.merge_sums(first, second))
     direct = _direct_metrics(y.astype(np.float64), p.astype(np.float64))
     for got in (evaluate.metrics_from_sums(whole), merged):
@@ -32,10 +33,26 @@ def test_metrics_from_chunked_sums_equal_direct_computation():
 def test_padding_rows_do_not_count():
     y = jnp.array([[1.0], [2.0], [3.0], [100.0]])
     p = jnp.array([[1.5], [2.0], [2.5], [-100.0]])
-    sums = jax.device_get(evaluate.metric_sums(p, y, jnp.array([True, True, True, False])))
+    sums = jax.device_get(evaluate.metric_sums(p, y, jnp.array([True, True, True, False]), jnp.zeros(1)))
     metrics = evaluate.metrics_from_sums(sums)
     np.testing.assert_allclose(metrics["rmse"], [np.sqrt(0.5 / 3)], rtol=1e-6)
     np.testing.assert_allclose(metrics["nrmse_pct"], [100 * np.sqrt(0.5 / 3) / 2], rtol=1e-6)
+
+
+def test_shifted_sums_keep_the_variance_of_a_target_with_a_large_mean():
+    # An angle of 1000° ± 0.1°: in float32, E[y²] − E[y]² of the raw values loses the variance
+    # entirely; sums of values shifted by the training mean keep R² and r.
+    rng = np.random.default_rng(2)
+    y = (1000.0 + 0.1 * rng.normal(size=(400, 1))).astype(np.float32)
+    p = (y + 0.02 * rng.normal(size=y.shape)).astype(np.float32)
+    sums = jax.device_get(evaluate.metric_sums(jnp.asarray(p), jnp.asarray(y), jnp.ones(400, bool), jnp.asarray([1000.02])))
+    got = evaluate.metrics_from_sums(sums)
+    _, _, r2, r = _direct_metrics(y.astype(np.float64), p.astype(np.float64))
+    np.testing.assert_allclose(got["r2"], r2, rtol=1e-3)
+    np.testing.assert_allclose(got["pearson_r"], r, rtol=1e-3)
+    unshifted = evaluate.metrics_from_sums(jax.device_get(
+        evaluate.metric_sums(jnp.asarray(p), jnp.asarray(y), jnp.ones(400, bool), jnp.zeros(1))))
+    assert not np.allclose(unshifted["r2"], r2, rtol=1e-2)  # what the shift is for
 
 
 def test_baselines_use_training_records_only():

@@ -43,25 +43,3 @@ def test_max_train_groups_limits_training_to_that_many_groups():
 def test_bad_fold_requests_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         folds.make_folds(group_by="participant", **kwargs)
-
-
-def test_vmap_map_and_unroll_fold_execution_agree():
-    def per_fold(weights_D, inputs_D):
-        return {"sum": jnp.tanh(weights_D * inputs_D).sum(), "scaled": weights_D * 2}
-
-    weights = jnp.arange(12.0).reshape(3, 4) / 10
-    inputs = jnp.ones((3, 4))
-    reference = folds.over_folds(per_fold, "vmap")(weights, inputs)
-    for execution in ("map", "unroll"):
-        got = jax.jit(folds.over_folds(per_fold, execution))(weights, inputs)
-        for name in reference:
-            np.testing.assert_allclose(got[name], reference[name], rtol=1e-6)
-    with pytest.raises(ValueError, match="fold_execution"):
-        folds.over_folds(per_fold, "pmap")
-
-
-def test_auto_execution_unrolls_on_one_cpu_device_and_vmaps_elsewhere():
-    assert folds.resolve_execution("auto", "cpu", 1) == "unroll"
-    assert folds.resolve_execution("auto", "cpu", 4) == "vmap"
-    assert folds.resolve_execution("auto", "gpu", 1) == "vmap"
-    assert folds.resolve_execution("vmap", "cpu", 1) == "vmap"

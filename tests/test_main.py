@@ -32,11 +32,26 @@ def test_main_trains_evaluates_and_reports_on_a_four_device_mesh(smoke_dataset, 
             assert len(model[target]["rmse"]["per_fold"]) == len(results["folds"]) == 3
     assert {f["held_out"][0] for f in results["folds"]} == {0, 1, 2}
     assert "| angle_deg (°) | CNN |" in (tmp_path / "results.md").read_text()
-    assert len(list((tmp_path / "plots").glob("*.png"))) == 3
+    assert len(list((tmp_path / "plots").glob("fold*.png"))) == 3
     assert {"dataset_s", "compile_s", "train_s", "eval_s"} <= set(results["timing"])
+    # Training a person can watch: every step in metrics.jsonl and TensorBoard, and the loss curve.
+    steps = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in steps] == list(range(1, 9))
+    assert {"loss", "grad_norm", "learning_rate", "loss/fold0"} <= set(steps[0])
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert (tmp_path / "plots" / "loss.png").stat().st_size > 0
 
 
 def test_misspelled_override_is_an_error(tmp_path):
     result = _run_main(f"--workdir={tmp_path}", "--config.train.nmu_steps=3", timeout=120)
     assert result.returncode != 0
     assert "nmu_steps" in result.stderr
+
+
+def test_a_knob_of_another_family_fails_in_one_line_before_any_work(tmp_path):
+    result = _run_main(f"--workdir={tmp_path}", "--config.model.blocks_per_stage=(2,2,2,2)",
+                       f"--config.dataset.data_dir={tmp_path / 'never_built'}", timeout=120)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: model.blocks_per_stage is not a knob of 'convnet' (it is one of resnet)"), last
+    assert "Traceback" not in result.stderr and not (tmp_path / "never_built").exists()

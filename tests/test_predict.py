@@ -5,13 +5,10 @@ import jax
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-import contextlib
 import csv
-import io
 
 import numpy as np
 import pytest
-from absl import flags
 
 from configs import smoke
 from muscle_jax import ensemble as ensemble_lib
@@ -50,23 +47,13 @@ def loaded_ensemble(trained_run):
 
 @pytest.fixture(scope="module")
 def cli_prediction(trained_run, loaded_ensemble):
-    """The CLI (CPU inference path) on a new 30-frame video: (video, rows of its CSV, plot, stdout).
-
-    The CLI's `ensemble.load(workdir)` is handed the run already loaded from that same workdir,
-    to pay for restoring the checkpoint once per module.
-    """
+    """The command's work (CPU inference path) on a new 30-frame video: (video, rows of its
+    CSV, plot, summary), with the run already loaded from that same workdir."""
     workdir, root = trained_run
     video = write_video(root / "new.mp4", synthetic_frames(30))
     output, figure = root / "out" / "pred.csv", root / "out" / "pred.png"
-    flags.FLAGS(["predict", f"--workdir={workdir}", f"--input={video}", f"--output={output}", f"--plot={figure}"])
-    try:
-        stdout = io.StringIO()
-        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout):
-            patch.setattr(ensemble_lib, "load", lambda path: loaded_ensemble if path == str(workdir) else None)
-            predict.main(["predict"])
-    finally:
-        flags.FLAGS.unparse_flags()
-    return video, read_rows(output), figure, stdout.getvalue()
+    summary = predict.run(workdir, video, output, figure, ensemble=loaded_ensemble)
+    return video, read_rows(output), figure, summary
 
 
 def test_cli_writes_one_row_per_decoded_frame(cli_prediction):

@@ -16,39 +16,37 @@ from muscle_jax import sharding
 
 _REPO = Path(__file__).resolve().parents[1]
 
-# Two steps of the real fold-stacked train step on a tiny convnet, once on one device without
-# any placement and once placed on the ('fold', 'data') mesh over all devices; prints the
-# largest parameter difference and where the new state lives.
+# Two steps of the real fold-stacked train step on a tiny convnet, once on one device and once
+# placed on the ('fold', 'data') mesh over all devices; prints the largest parameter
+# difference and where the new state lives.
 _STEP_SCRIPT = textwrap.dedent(
     """
     import json, sys
     import jax, numpy as np
     jax.config.update("jax_numpy_rank_promotion", "raise")
     from configs import smoke
-    from muscle_jax import sharding, train
-    from muscle_jax.models import create_model
+    from muscle_jax import runtime, sharding, train
 
     config = smoke.get_config()
     num_folds, batch_size, size = 2, 4, 16
-    model = create_model(config.model, 3)
-    tx = train.make_optimizer(config.train)
+    rt = runtime.resolve(config.runtime).replace(fold_execution=sys.argv[1])
     rng = np.random.default_rng(0)
     batch = {
         "image": rng.integers(0, 256, (num_folds, batch_size, size, size, 1), dtype=np.uint8),
         "targets": rng.standard_normal((num_folds, batch_size, 3)).astype(np.float32),
     }
 
-    def two_steps(place_state, place_batch):
-        state = place_state(train.create_fold_state(model, tx, 0, num_folds, (size, size, 1)))
-        step = train.make_fold_train_step(0, sys.argv[1])
+    def two_steps(mesh, place_batch):
+        state = train.build_state(config, rt, 3, num_folds, (size, size, 1), mesh)
+        step = train.make_fold_train_step(rt, 0)
         placed = place_batch(batch)
         for _ in range(2):
-            state, metrics = step(state, placed["image"], placed["targets"])
+            state, metrics = step(state, placed["image"], placed["targets"], np.arange(num_folds))
         return state, metrics
 
-    plain_state, plain_metrics = two_steps(lambda s: s, lambda b: b)
+    plain_state, plain_metrics = two_steps(sharding.make_mesh(num_folds, jax.devices()[:1]), lambda b: b)
     mesh = sharding.make_mesh(num_folds)
-    state, metrics = two_steps(lambda s: sharding.shard_fold_state(s, mesh), lambda b: sharding.shard_batch(b, mesh))
+    state, metrics = two_steps(mesh, lambda b: sharding.shard_batch(b, mesh))
     diffs = jax.tree_util.tree_leaves(jax.tree_util.tree_map(
         lambda a, b: float(np.max(np.abs(np.asarray(a) - np.asarray(b)))), state.params, plain_state.params))
     kernel = state.params["conv0_0"]["kernel"]

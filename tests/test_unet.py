@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from muscle_jax.models.unet import UNet  # noqa: E402
+from muscle_jax.runtime.conv import conv_module  # noqa: E402
 
 
 def test_logits_have_the_input_size_and_requested_channels():
@@ -30,12 +31,12 @@ def test_size_not_divisible_by_two_to_the_depth_is_an_error():
         model.init(key(0), jnp.zeros((1, 20, 16, 1)))
 
 
-def test_matmul_and_xla_convolutions_give_the_same_logits():
+def test_a_formulated_convolution_gives_flax_convs_logits():
     x = jax.random.uniform(key(0), (2, 16, 16, 1))
-    xla = UNet(features=4, depth=2, conv_impl="xla")
-    params = xla.init(key(1), x)
-    matmul = UNet(features=4, depth=2, conv_impl="matmul")
-    np.testing.assert_allclose(jax.jit(matmul.apply)(params, x), jax.jit(xla.apply)(params, x), atol=1e-4)
+    flax_conv = UNet(features=4, depth=2)
+    params = flax_conv.init(key(1), x)
+    matmul = UNet(features=4, depth=2, conv=conv_module("matmul"))
+    np.testing.assert_allclose(jax.jit(matmul.apply)(params, x), jax.jit(flax_conv.apply)(params, x), atol=1e-4)
 
 
 def test_output_depends_on_distant_pixels_through_the_bottleneck():

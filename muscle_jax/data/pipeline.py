@@ -21,7 +21,9 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from muscle_jax.data import ultrasound_states
+from muscle_jax.data import recordings, ultrasound_states
+from muscle_jax.data.readers import emg
+from muscle_jax.segmentation.network import SHIPPED_CHECKPOINT
 
 SPLIT = "full"
 _INDEX_CHUNK = 512
@@ -31,8 +33,8 @@ def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.
     """The `ultrasound_states` builder a config names, with the config's variations applied.
 
     Phantom configs take `phantom_overrides`; real-recording layouts take the run's `targets`
-    (what the dataset stores is what the model predicts); both take `roi_hw`, `roi_source` and
-    `skip_bad_frames`. A variation gets its own builder-config name (the base name + a hash
+    (what the dataset stores is what the model predicts) and EMG conditioning (`emg`); both
+    take `roi_hw`, `roi_source` and `skip_bad_frames`. A variation gets its own builder-config name (the base name + a hash
     of the variation), so it never reuses or overwrites another variant's files.
     """
     if dataset_config.name != "ultrasound_states":
@@ -73,6 +75,9 @@ def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.
         roi_hw = tuple(dataset_config.get("roi_hw", ()) or base.roi_hw)
         if roi_hw != tuple(base.roi_hw):
             variation["roi_hw"] = roi_hw
+        emg_settings = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in dataset_config.emg.items()}
+        if emg_settings != {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in emg.DEFAULT_EMG.items()}:
+            variation["emg"] = emg_settings
     builder_config: Any = name
     if variation:
         digest = hashlib.sha1(json.dumps(variation, sort_keys=True).encode()).hexdigest()[:10]
@@ -84,8 +89,6 @@ def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.
 @functools.cache
 def shipped_segmentation_digest() -> str:
     """A short digest of the shipped segmentation checkpoint's bytes."""
-    from muscle_jax.segmentation.network import SHIPPED_CHECKPOINT
-
     return hashlib.sha1(SHIPPED_CHECKPOINT.read_bytes()).hexdigest()[:12]
 
 
@@ -93,8 +96,6 @@ def default_manual_dir(source: str) -> str | None:
     """Where a real-recording layout's files are when the config names no manual dir."""
     if source == "phantom":
         return None
-    from muscle_jax.data import recordings
-
     directory = recordings.DEFAULT_MANUAL_DIRS.get(source)
     return str(directory) if directory else None
 

@@ -29,12 +29,13 @@ from muscle_jax.data.readers.frames import Crop, DecodedFrames, detect_image_reg
 from muscle_jax.data.readers.media import DICOM_SUFFIXES, is_frame_source, read_frames
 from muscle_jax.data.readers.signals import (
     Signals,
+    read_csv_header,
     read_gasfastrack_calibration,
     read_gasfastrack_signals,
-    read_csv_header,
     read_numeric_csv,
     read_signal_csv,
 )
+from muscle_jax.segmentation import segment_frames
 
 GASFASTRACK_TARGETS = ("angle_deg", "torque_nm")
 ALL_TARGETS = ("angle_deg", "torque_nm", "emg_v")
@@ -251,7 +252,6 @@ def read_rois(
         decoded = read_frames(source, prepare(crop), fps, skip_bad_frames)
     if roi_source == "calibration":
         return RoiFrames(decoded, np.ones(len(decoded.index_N), bool), ("",) * len(decoded.index_N), crop)
-    segment_frames = _segmentation_stage()
     rois, found, reasons = [], [], []
     for start in range(0, len(decoded.images_N), _SEGMENTATION_CHUNK):
         result = segment_frames(np.ascontiguousarray(decoded.images_N[start : start + _SEGMENTATION_CHUNK]), roi_hw)
@@ -260,17 +260,6 @@ def read_rois(
         reasons.extend(str(r) for r in result.reasons)
     decoded = dataclasses.replace(decoded, images_N=np.concatenate(rois))
     return RoiFrames(decoded, np.concatenate(found), tuple(reasons), crop)
-
-
-def _segmentation_stage():
-    try:
-        from muscle_jax.segmentation import segment_frames
-    except ImportError as error:
-        raise ImportError(
-            "roi_source='segmentation' needs muscle_jax.segmentation.segment_frames, which is not available "
-            f"({error}); use roi_source='calibration'"
-        ) from error
-    return segment_frames
 
 
 # ---------------------------------------------------------------------------- signals → frames

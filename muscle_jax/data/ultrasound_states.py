@@ -26,14 +26,12 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
+from muscle_jax.data import phantom, recordings
+from muscle_jax.segmentation import segment_frames
+
 STATE_TARGETS = ("angle_deg", "torque_nm", "emg_v")
 ARCHITECTURE_LABELS = ("fascicle_length_mm", "pennation_deg", "thickness_mm")
 PHANTOM_ROI_SOURCES = ("oracle", "segmentation")
-# phantom_smoke: three participants, 4 s each, 32×32 ROIs — the whole job in seconds.
-SMOKE_PHANTOM_FIELDS: dict[str, Any] = {
-    "num_participants": 3, "frame_hw": (64, 64), "roi_hw": (32, 32), "passive_duration_s": 1.0,
-    "isometric_angles_deg": (0.0,), "isometric_duration_s": 1.0, "num_combined_trials": 2, "combined_duration_s": 1.0,
-}
 
 
 @dataclasses.dataclass(eq=False)
@@ -61,21 +59,9 @@ class UltrasoundStatesConfig(tfds.core.BuilderConfig):
     segmentation_model: str = ""
 
 
-def _phantom_smoke():
-    """Three tiny participants with a few seconds per trial: the whole job in seconds."""
-    from muscle_jax.data import phantom
-
-    return dataclasses.replace(phantom.phantom_small(), **SMOKE_PHANTOM_FIELDS)
-
-
 def phantom_config_of(builder_config: UltrasoundStatesConfig):
     """The PhantomConfig a phantom builder config generates from (its preset, then its overrides)."""
-    from muscle_jax.data import phantom
-
-    presets = {"phantom_small": phantom.phantom_small, "phantom_paper": phantom.phantom_paper, "phantom_smoke": _phantom_smoke}
-    if builder_config.phantom_preset not in presets:
-        raise ValueError(f"unknown phantom preset {builder_config.phantom_preset!r}; known: {sorted(presets)}")
-    return dataclasses.replace(presets[builder_config.phantom_preset](), **builder_config.phantom_overrides)
+    return dataclasses.replace(phantom.preset(builder_config.phantom_preset), **builder_config.phantom_overrides)
 
 
 class UltrasoundStates(tfds.core.GeneratorBasedBuilder):
@@ -156,8 +142,6 @@ class UltrasoundStates(tfds.core.GeneratorBasedBuilder):
                 yield f"{trial['participant']:04d}_{trial['trial']:03d}_{t:06d}", example
 
     def _phantom_trials(self) -> Iterator[dict[str, Any]]:
-        from muscle_jax.data import phantom
-
         roi_source = self.builder_config.roi_source
         if roi_source not in PHANTOM_ROI_SOURCES:
             raise ValueError(f"builder config {self.builder_config.name!r}: a phantom's roi_source must be one of "
@@ -171,8 +155,6 @@ class UltrasoundStates(tfds.core.GeneratorBasedBuilder):
                 yield trial
 
     def _recording_trials(self, dl_manager) -> Iterator[dict[str, Any]]:
-        from muscle_jax.data import recordings
-
         # tfds raises, naming the folder and MANUAL_DOWNLOAD_INSTRUCTIONS, when it is missing.
         manual_dir = Path(dl_manager.manual_dir)
         yield from recordings.iter_trials(
@@ -193,8 +175,6 @@ def segmented_phantom_trial(trial: dict[str, Any], roi_hw, per_frame_keys, skip_
     A frame where it finds no muscle is an error naming the participant, trial and frames, or,
     with `skip_bad_frames`, is left out of every per-frame feature (and logged).
     """
-    from muscle_jax.segmentation import segment_frames
-
     result = segment_frames(np.ascontiguousarray(trial["frame_image"][..., 0]), tuple(roi_hw))
     trial = {**trial, "image": np.asarray(result.rois_NxhxW, np.uint8)[..., None]}
     if result.found_N.all():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -15,7 +15,8 @@ class ConvNet(nn.Module):
     """Stages of [conv3×3 → ReLU → conv3×3 → ReLU → maxpool 2×2], then GAP → Dense → ReLU → Dropout → Dense.
 
     `norm` ('none' | 'group' | 'layer') inserts a normalisation before each ReLU; it is
-    an ablation knob and off by default, as in the pinned design.
+    an ablation knob and off by default, as in the pinned design. `conv` and `dtype` are
+    not knobs: the runtime hands them in (`muscle_jax.runtime`).
     """
 
     num_targets: int
@@ -23,8 +24,8 @@ class ConvNet(nn.Module):
     hidden: int = 256
     dropout: float = 0.0
     norm: str = "none"
-    conv_impl: str = "matmul"
     input_norm: str = "none"
+    conv: Callable[..., nn.Module] = nn.Conv
     dtype: Any = None
 
     @nn.compact
@@ -33,7 +34,7 @@ class ConvNet(nn.Module):
         x = normalize_input(images_BxHxWxC, self.input_norm)
         for stage, features in enumerate(self.channels):
             for i in range(2):
-                x = layers.make_conv(self.conv_impl, features, 3, self.dtype, f"conv{stage}_{i}", RELU_INIT)(x)
+                x = self.conv(features, (3, 3), dtype=self.dtype, kernel_init=RELU_INIT, name=f"conv{stage}_{i}")(x)
                 x = make_norm(self.norm, features)(x)
                 x = nn.relu(x)
             x = layers.max_pool_2x2(x)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -16,7 +16,7 @@ class PreActBlock(nn.Module):
 
     features: int
     norm: str
-    conv_impl: str
+    conv: Callable[..., nn.Module] = nn.Conv
     dtype: Any = None
 
     @nn.compact
@@ -25,17 +25,17 @@ class PreActBlock(nn.Module):
         shortcut = x_BxHxWxC
         if x_BxHxWxC.shape[-1] != self.features:
             shortcut = nn.Dense(self.features, use_bias=False, dtype=self.dtype, name="project")(y)
-        y = layers.make_conv(self.conv_impl, self.features, 3, self.dtype, "conv0", RELU_INIT)(y)
+        y = self.conv(self.features, (3, 3), dtype=self.dtype, kernel_init=RELU_INIT, name="conv0")(y)
         y = nn.relu(make_norm(self.norm, self.features)(y))
-        y = layers.make_conv(self.conv_impl, self.features, 3, self.dtype, "conv1", RELU_INIT)(y)
+        y = self.conv(self.features, (3, 3), dtype=self.dtype, kernel_init=RELU_INIT, name="conv1")(y)
         return shortcut + y
 
 
 class ResNet(nn.Module):
     """Stem conv, then `blocks_per_stage[i]` pre-activation blocks of width `channels[i]`
     with 2×2 max-pooling between stages, then norm → ReLU → GAP → [Dense(hidden) → ReLU] →
-    Dropout → Dense. `hidden` = 0 leaves out the hidden layer; with the convnet's head knobs,
-    one config can switch families with `model.name` alone."""
+    Dropout → Dense. `hidden` = 0 leaves out the hidden layer. `conv` and `dtype` are not
+    knobs: the runtime hands them in (`muscle_jax.runtime`)."""
 
     num_targets: int
     channels: Sequence[int] = (16, 32, 64, 128)
@@ -43,8 +43,8 @@ class ResNet(nn.Module):
     hidden: int = 0
     dropout: float = 0.0
     norm: str = "group"
-    conv_impl: str = "matmul"
     input_norm: str = "none"
+    conv: Callable[..., nn.Module] = nn.Conv
     dtype: Any = None
 
     @nn.compact
@@ -55,14 +55,13 @@ class ResNet(nn.Module):
                 f"{tuple(self.channels)} must have the same length"
             )
         layers.check_poolable(images_BxHxWxC.shape[1:3], len(self.channels) - 1, "resnet")
-        x = layers.make_conv(self.conv_impl, self.channels[0], 3, self.dtype, "stem", RELU_INIT)(
-            normalize_input(images_BxHxWxC, self.input_norm)
-        )
+        x = normalize_input(images_BxHxWxC, self.input_norm)
+        x = self.conv(self.channels[0], (3, 3), dtype=self.dtype, kernel_init=RELU_INIT, name="stem")(x)
         for stage, (features, blocks) in enumerate(zip(self.channels, self.blocks_per_stage)):
             if stage > 0:
                 x = layers.max_pool_2x2(x)
             for block in range(blocks):
-                x = PreActBlock(features, self.norm, self.conv_impl, self.dtype, name=f"stage{stage}_block{block}")(x)
+                x = PreActBlock(features, self.norm, self.conv, self.dtype, name=f"stage{stage}_block{block}")(x)
         x = nn.relu(make_norm(self.norm, x.shape[-1])(x))
         x_BxC = x.mean(axis=(1, 2))
         if self.hidden:

@@ -7,42 +7,32 @@ pooling, widths `features · 2^level`; a bottleneck at the coarsest level; decod
 must be divisible by 2^depth.
 
 Config knobs (`config.model` in `configs/segmentation.py`): `features`, `depth`,
-`conv_impl` ('xla' = `flax.linen.Conv`, 'matmul' = `muscle_jax.models.layers.Conv`),
-`norm_groups` (0 turns GroupNorm off).
+`norm_groups` (0 turns GroupNorm off). The 3×3 convolutions are `conv`, handed in like the
+other families' (default `flax.linen.Conv`).
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from muscle_jax.models.layers import Conv
-
-# He initialisation: without normalisation, ReLU layers keep their activations' scale.
-_HE_NORMAL = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
-
-
-def conv3x3(conv_impl: str, features: int, name: str) -> nn.Module:
-    """A 'same' 3×3 convolution: 'xla' = flax.linen.Conv, 'matmul' = layers.Conv (same parameters)."""
-    if conv_impl == "matmul":
-        return Conv(features, 3, kernel_init=_HE_NORMAL, name=name)
-    if conv_impl == "xla":
-        return nn.Conv(features, (3, 3), padding="SAME", kernel_init=_HE_NORMAL, name=name)
-    raise ValueError(f"model.conv_impl must be 'matmul' or 'xla', got {conv_impl!r}")
+from muscle_jax.models.normalization import RELU_INIT
 
 
 class ConvBlock(nn.Module):
     """Two 'same' 3×3 convolutions, each followed by GroupNorm (optional) and ReLU."""
 
     features: int
-    conv_impl: str = "xla"
     norm_groups: int = 4
+    conv: Callable[..., nn.Module] = nn.Conv
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
         for i in range(2):
-            x_BxHxWxC = conv3x3(self.conv_impl, self.features, f"conv{i}")(x_BxHxWxC)
+            x_BxHxWxC = self.conv(self.features, (3, 3), kernel_init=RELU_INIT, name=f"conv{i}")(x_BxHxWxC)
             if self.norm_groups:
                 x_BxHxWxC = nn.GroupNorm(num_groups=min(self.norm_groups, self.features), name=f"norm{i}")(x_BxHxWxC)
             x_BxHxWxC = nn.relu(x_BxHxWxC)
@@ -55,8 +45,8 @@ class UNet(nn.Module):
     features: int = 8
     depth: int = 4
     out_channels: int = 1
-    conv_impl: str = "xla"
     norm_groups: int = 4
+    conv: Callable[..., nn.Module] = nn.Conv
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
@@ -66,7 +56,7 @@ class UNet(nn.Module):
             raise ValueError(
                 f"UNet input height and width must be divisible by 2^depth = {factor}, got {height}×{width}"
             )
-        block = lambda f, name: ConvBlock(f, self.conv_impl, self.norm_groups, name=name)  # noqa: E731
+        block = lambda f, name: ConvBlock(f, self.norm_groups, self.conv, name=name)  # noqa: E731
         skips = []
         x = x_BxHxWxC
         for level in range(self.depth):

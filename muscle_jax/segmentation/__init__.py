@@ -17,8 +17,8 @@ Public API (used by the recordings readers and the dataset builder):
 
 Modules: `network` (U-Net input convention, checkpoint file), `dl_track` (the real training
 pairs and their fixed split), `augment`, `train` (`python -m muscle_jax.segmentation.train`),
-`evaluate` (Dice/IoU at input resolution), `curves` (mask → curves), `inference`,
-`frames_io` (images, folders, videos). The CLI is `python -m muscle_jax.segment`.
+`evaluate` (Dice/IoU at input resolution), `curves` (mask → curves), `inference`. Frames are
+read by `muscle_jax.data.readers`. The CLI is `python -m muscle_jax.segment`.
 """
 
 from muscle_jax.segmentation.curves import AponeurosisFit, default_roi_config, fit_aponeuroses

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from muscle_jax.segmentation.frames_io import read_gray_image
+from muscle_jax.data.readers.images import read_gray_image
 from muscle_jax.segmentation.network import resize_BxHxW
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from muscle_jax.models.unet import UNet
 from muscle_jax.segmentation.dl_track import Pair, read_mask
-from muscle_jax.segmentation.frames_io import read_gray_image
+from muscle_jax.data.readers.images import read_gray_image
 from muscle_jax.segmentation.network import predict_probabilities_NxHxW
 
 

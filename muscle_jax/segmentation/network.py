@@ -25,12 +25,18 @@ from muscle_jax.models.unet import UNet
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "pretrained" / "unet_aponeurosis.msgpack"
 
 
+# Checkpoints written before the runtime split recorded which convolution formulation trained
+# them; every formulation has the same parameters, so the key says nothing about the model.
+_FORMULATION_KEY_OF_OLD_CHECKPOINTS = "conv_impl"
+
+
 def build_unet(model_knobs: dict[str, Any]) -> UNet:
-    """A one-logit `UNet` from the `config.model` knobs (features, depth, conv_impl, norm_groups)."""
-    unknown = set(model_knobs) - {"features", "depth", "conv_impl", "norm_groups"}
+    """A one-logit `UNet` from the `config.model` knobs (features, depth, norm_groups)."""
+    knobs = {k: v for k, v in model_knobs.items() if k != _FORMULATION_KEY_OF_OLD_CHECKPOINTS}
+    unknown = set(knobs) - {"features", "depth", "norm_groups"}
     if unknown:
         raise ValueError(f"model.{sorted(unknown)[0]} is not a knob of the segmentation UNet")
-    return UNet(out_channels=1, **model_knobs)
+    return UNet(out_channels=1, **knobs)
 
 
 def resize_BxHxW(images_BxHxW: jax.Array, hw: tuple[int, int]) -> jax.Array:

@@ -12,6 +12,8 @@ import dataclasses
 
 import numpy as np
 
+from muscle_jax.data import phantom
+from muscle_jax.data.phantom.simulate import simulate_trial
 from muscle_jax.segmentation.dl_track import resize_pair
 
 # Added to the preset's seed: other simulated people than any regression dataset of the preset.
@@ -22,15 +24,9 @@ def phantom_training_frames(num_frames: int, input_hw: tuple[int, int], preset: 
                             ) -> tuple[np.ndarray, np.ndarray]:
     """`num_frames` (frames_NxHxW uint8, masks_NxHxW float32) at the working resolution, spread
     evenly over the preset's participants and over each one's combined (active + passive) trial."""
-    from muscle_jax.data import phantom
-    from muscle_jax.data.phantom.simulate import simulate_trial
-
-    presets = {"phantom_small": phantom.phantom_small, "phantom_paper": phantom.phantom_paper}
-    if preset not in presets:
-        raise ValueError(f"data.phantom_preset must be one of {sorted(presets)}, got {preset!r}")
     if num_frames < 1:
         raise ValueError(f"data.phantom_frames must be >= 1 to add phantom frames, got {num_frames}")
-    config = presets[preset]()
+    config = phantom.preset(preset, "data.phantom_preset")
     config = dataclasses.replace(config, seed=config.seed + SEGMENTATION_SEED_OFFSET)
     combined_trial = len(config.trial_durations_s()) - 1
     per_participant = np.diff(np.linspace(0, num_frames, config.num_participants + 1).round().astype(int))

@@ -26,6 +26,7 @@ from absl import app, flags, logging
 from flax.training import train_state
 from ml_collections import config_flags
 
+from muscle_jax import optimizer
 from muscle_jax.segmentation import dl_track, evaluate
 from muscle_jax.segmentation.augment import augment_batch
 from muscle_jax.segmentation.network import build_unet, load_checkpoint, save_checkpoint
@@ -46,11 +47,7 @@ def loss_and_metrics(logits_BxHxW: jax.Array, masks_BxHxW: jax.Array, dice_weigh
 def create_state(config: ml_collections.ConfigDict, key: jax.Array) -> train_state.TrainState:
     model = build_unet(config.model.to_dict())
     params = model.init(key, jnp.zeros((1, *config.input_hw, 1), jnp.float32))
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, config.train.learning_rate, config.train.warmup_steps, max(config.train.num_steps, config.train.warmup_steps + 1)
-    )
-    optimizer = optax.adamw(schedule, weight_decay=config.train.weight_decay)
-    return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=optimizer)
+    return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=optimizer.make_optimizer(config.train))
 
 
 def make_train_step(config: ml_collections.ConfigDict):
@@ -80,8 +77,8 @@ def train(
     key, init_key = jax.random.split(key)
     state = create_state(config, init_key)
     if config.train.init_checkpoint:  # a second stage continues from the first stage's weights
-        _, params, input_hw, meta = load_checkpoint(config.train.init_checkpoint)
-        if tuple(input_hw) != tuple(config.input_hw) or meta["model"] != config.model.to_dict():
+        init_model, params, input_hw, meta = load_checkpoint(config.train.init_checkpoint)
+        if tuple(input_hw) != tuple(config.input_hw) or init_model != build_unet(config.model.to_dict()):
             raise ValueError(f"{config.train.init_checkpoint}: model {meta['model']} at {input_hw} differs from "
                              f"the config's {config.model.to_dict()} at {tuple(config.input_hw)}")
         state = state.replace(params=jax.tree.map(jnp.asarray, params), opt_state=state.tx.init(params))
@@ -100,8 +97,7 @@ def train(
         state, metrics = step_fn(state, step_key, frames, masks, jnp.asarray(indices))
         if step % config.train.log_every == 0 or step == config.train.num_steps:
             metrics = {k: float(v) for k, v in metrics.items()}
-            if not np.isfinite(metrics["loss"]):
-                raise FloatingPointError(f"non-finite training loss at step {step}: {metrics}")
+            optimizer.check_finite_loss(np.asarray(metrics["loss"]), step, ("the U-Net",))
             metrics.update(step=step, seconds=round(time.time() - start, 1))
             history.append(metrics)
             logging.info("step %d %s", step, json.dumps(metrics))

@@ -1,7 +1,7 @@
 """Times phantom generation and prints frames/s.
 
-    python -m muscle_jax.data.phantom --preset small               # whole preset, its workers
-    python -m muscle_jax.data.phantom --preset paper --participants 2 --workers 2   # a subset
+    python -m muscle_jax.data.phantom --preset=phantom_small                 # whole preset, its workers
+    python -m muscle_jax.data.phantom --preset=phantom_paper --participants=2 --workers=2   # a subset
 
 With a subset, the full preset's time is extrapolated from frames/s (said in the output).
 The machine's load average is printed too, since other work on the cores slows the run;
@@ -10,24 +10,26 @@ the CPU time of one participant, measured in this process, gives the idle-machin
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import time
 
-from muscle_jax.data.phantom.config import phantom_paper, phantom_small, phantom_tiny
+from absl import flags
+
+from muscle_jax import cli
+from muscle_jax.data.phantom.config import PRESETS
 from muscle_jax.data.phantom.simulate import simulate_participants, simulate_trial
 
-PRESETS = {"small": phantom_small, "paper": phantom_paper, "tiny": phantom_tiny}
+
+def define_flags() -> None:
+    flags.DEFINE_enum("preset", "phantom_small", sorted(PRESETS), "The phantom preset to generate.")
+    flags.DEFINE_integer("participants", None, "Generate only this many participants.")
+    flags.DEFINE_integer("workers", None, "Processes (default: the preset's).")
+    flags.DEFINE_boolean("cpu_only", False, "Only time one trial's CPU use and extrapolate.")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Time phantom generation.")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    parser.add_argument("--participants", type=int, default=None, help="generate only this many")
-    parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--cpu-only", action="store_true", help="only time one trial's CPU use and extrapolate")
-    args = parser.parse_args()
+def main(argv: list[str]) -> None:
+    args = flags.FLAGS
     preset = PRESETS[args.preset]()
     config = dataclasses.replace(
         preset,
@@ -65,4 +67,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, define_flags)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,3 +126,29 @@ def phantom_tiny() -> PhantomConfig:
         combined_duration_s=1.2,
         workers=1,
     )
+
+
+def phantom_smoke() -> PhantomConfig:
+    """The `phantom_smoke` dataset's: three participants with a few seconds of 64×64 frames and
+    32×32 ROIs, so the whole job runs in seconds (configs/smoke.py, the test suite)."""
+    return dataclasses.replace(
+        phantom_small(), num_participants=3, frame_hw=(64, 64), roi_hw=(32, 32), passive_duration_s=1.0,
+        isometric_angles_deg=(0.0,), isometric_duration_s=1.0, num_combined_trials=2, combined_duration_s=1.0,
+    )
+
+
+# The one table of presets: dataset builder configs, the U-Net's phantom frames and the
+# phantom's own command line all take their names from here.
+PRESETS: dict[str, Callable[[], PhantomConfig]] = {
+    "phantom_small": phantom_small,
+    "phantom_paper": phantom_paper,
+    "phantom_smoke": phantom_smoke,
+    "phantom_tiny": phantom_tiny,
+}
+
+
+def preset(name: str, field: str = "phantom preset") -> PhantomConfig:
+    """The preset called `name`; an error naming `field` and the known presets otherwise."""
+    if name not in PRESETS:
+        raise ValueError(f"{field} {name!r} is not one of {sorted(PRESETS)}")
+    return PRESETS[name]()

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from muscle_jax.models import layers, winograd
+from muscle_jax.runtime import conv as layers
+from muscle_jax.runtime import winograd
 
 
 def _assert_close_relative(got, want, tolerance=1e-4):

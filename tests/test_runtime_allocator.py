@@ -1,5 +1,5 @@
-"""allocator: the command restarts itself with glibc's huge-page tunable, and large buffers then
-fault in far fewer pages."""
+"""allocator: glibc's huge-page tunable, set in the environment by the user, makes large buffers
+fault in far fewer pages, and the runtime records whether it is set."""
 
 import json
 import os
@@ -10,19 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from muscle_jax import allocator
+from muscle_jax import runtime
+from muscle_jax.runtime import allocator
 
 _REPO = Path(__file__).resolve().parents[1]
 
-# Restarts itself through reexec_with_huge_pages, then allocates and touches 256 MiB through
-# libc; prints GLIBC_TUNABLES as the process sees it, its arguments, and the page faults.
+# Allocates and touches 256 MiB through libc; prints GLIBC_TUNABLES as the process sees it,
+# what the runtime records, and the page faults.
 _SCRIPT = textwrap.dedent(
     """
     import ctypes, json, os, resource, sys
     sys.path.insert(0, sys.argv[1])
-    from muscle_jax import allocator
-    if sys.argv[2] == "huge":
-        allocator.reexec_with_huge_pages()
+    from muscle_jax.runtime import allocator
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc.restype = ctypes.c_void_p
     libc.malloc.argtypes = (ctypes.c_size_t,)
@@ -30,19 +29,20 @@ _SCRIPT = textwrap.dedent(
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     libc.memset(libc.malloc(256 << 20), 1, 256 << 20)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    print(json.dumps([os.environ.get("GLIBC_TUNABLES", ""), sys.argv[2:], faults]))
+    print(json.dumps([os.environ.get("GLIBC_TUNABLES", ""), allocator.uses_huge_pages(), faults]))
     """
 )
 
 
-def _run(mode: str) -> tuple[str, list[str], int]:
-    environ = {key: value for key, value in os.environ.items() if key != "GLIBC_TUNABLES"}
+def _run(huge_pages: bool) -> tuple[str, bool, int]:
+    environ = allocator.without_huge_pages(dict(os.environ))
+    if huge_pages:
+        environ = allocator.with_huge_pages(environ)
     completed = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, str(_REPO), mode, "--an-argument"],
-        capture_output=True, text=True, check=True, env=environ,
+        [sys.executable, "-c", _SCRIPT, str(_REPO)], capture_output=True, text=True, check=True, env=environ,
     )
-    tunables, arguments, faults = json.loads(completed.stdout)
-    return tunables, arguments, faults
+    tunables, recorded, faults = json.loads(completed.stdout)
+    return tunables, recorded, faults
 
 
 def _transparent_huge_pages() -> str:
@@ -62,12 +62,11 @@ def test_tunables_are_added_once_and_keep_what_was_there():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc tunables are Linux-only")
-def test_command_restarts_with_huge_pages_and_large_buffers_fault_far_less():
-    tunables, arguments, huge_faults = _run("huge")
-    assert tunables == allocator.HUGE_PAGES_TUNABLE
-    assert arguments == ["huge", "--an-argument"]  # the same command, arguments unchanged
-    plain_tunables, _, plain_faults = _run("plain")
-    assert plain_tunables == ""
+def test_with_the_tunable_in_the_environment_large_buffers_fault_far_less_and_it_is_recorded():
+    tunables, recorded, huge_faults = _run(huge_pages=True)
+    assert tunables.split(":")[-1] == allocator.HUGE_PAGES_TUNABLE and recorded
+    plain_tunables, plain_recorded, plain_faults = _run(huge_pages=False)
+    assert allocator.HUGE_PAGES_TUNABLE not in plain_tunables and not plain_recorded
     pages = (256 << 20) // 4096
     assert plain_faults > pages // 2 or _transparent_huge_pages() == "always"
     if _transparent_huge_pages() == "madvise":  # where glibc's madvise can take effect
@@ -87,3 +86,10 @@ def test_page_reporting_counter_and_settings_are_read_or_absent(tmp_path):
     assert allocator.page_reporting_settings(parameters) == {"page_reporting_order": "9"}
     (parameters / "reported_kib").write_text("")
     assert allocator.memory_reported_to_host_kib(parameters) is None
+
+
+def test_the_runtime_records_the_environment_s_choice(monkeypatch):
+    monkeypatch.setenv("GLIBC_TUNABLES", allocator.HUGE_PAGES_TUNABLE)
+    assert runtime.resolve(runtime.default_settings()).huge_pages
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    assert not runtime.resolve(runtime.default_settings()).huge_pages

@@ -1,4 +1,4 @@
-"""XLA compiler options that make the convolutional train step fast on CPU.
+"""XLA compiler options that make the convolutional train step fast on a CPU (`runtime.xla_options='tuned'`).
 
 Measured on the 2-core development CPU with jax 0.10.2 (docs/performance.md, the pinned
 benchmark network, one model):
@@ -11,7 +11,7 @@ benchmark network, one model):
   fused with elementwise producers (relu(conv + bias) transposed for the kernel gradient)
   into a loop about 2× slower than the older emitters do.
 
-Programs that unroll K folds side by side (`train.fold_execution='unroll'`) add
+Programs that unroll K folds side by side (`runtime.fold_execution='unroll'`) add
 `xla_cpu_scheduler_type=CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED`: XLA's default CPU schedule
 interleaves the K independent per-fold computations so that their thunks may run
 concurrently, and so keeps the working memory of several folds alive at once. The
@@ -25,12 +25,13 @@ moves.
 
 They apply to the CPU backend only: `compiler_options` returns nothing for a GPU or TPU.
 An option that a jaxlib does not know is an error at compile time, so a jax upgrade that
-drops one fails loudly (tests/test_xla_cpu.py), never silently.
+drops one fails loudly (tests/test_runtime_xla_cpu.py), never silently. On another CPU the
+runtime measures these options against XLA's defaults (`tune.py`) instead of assuming them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import jax
 
@@ -49,9 +50,3 @@ def compiler_options(backend: str | None = None, unrolled_folds: bool = False) -
         return {}
     return {**CPU_COMPILER_OPTIONS, **(UNROLLED_FOLDS_OPTIONS if unrolled_folds else {})}
 
-
-def jit(fun: Callable, options: dict[str, Any] | None = None, **jit_kwargs) -> Callable:
-    """`jax.jit` with XLA compiler `options`: None means the tuned ones of the default backend
-    (`compiler_options()`), {} XLA's defaults."""
-    chosen = compiler_options() if options is None else options
-    return jax.jit(fun, compiler_options=chosen or None, **jit_kwargs)

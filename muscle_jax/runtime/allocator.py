@@ -8,9 +8,14 @@ page faults and 0.4 CPU-seconds of kernel time per step of the pinned benchmark 
 transparent huge pages (2 MiB) for those mappings and a step faults about 1,100 times,
 with no change to how much memory the process holds.
 
-glibc reads tunables only when a process starts, so `reexec_with_huge_pages` restarts the
-running command with the tunable set. Where the kernel's transparent huge pages are off
-("never") or glibc predates 2.35, the tunable changes nothing.
+glibc reads tunables only when a process starts, and a library must not restart its user's
+command, so this is the user's choice, made in the environment:
+
+    GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python -m muscle_jax.main ...
+
+The runtime records whether it is on (`uses_huge_pages`); docs/performance.md has what it
+changes on the machines it was measured on. Where the kernel's transparent huge pages are
+off ("never") or glibc predates 2.35, the tunable changes nothing.
 
 On a virtual machine whose kernel hands free memory back to its host (virtio-balloon free
 page reporting), memory a step frees may be taken back between steps, and touching it again
@@ -22,9 +27,7 @@ This module needs only the standard library.
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from pathlib import Path
 
 HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"
@@ -50,20 +53,6 @@ def with_huge_pages(environ: dict[str, str]) -> dict[str, str]:
 def without_huge_pages(environ: dict[str, str]) -> dict[str, str]:
     """A copy of `environ` whose GLIBC_TUNABLES does not ask for huge pages (glibc's default)."""
     return {**environ, "GLIBC_TUNABLES": ":".join(_other_tunables(environ))}
-
-
-def reexec_with_huge_pages() -> None:
-    """Restarts this command with the huge-page tunable, unless it is set already or off Linux.
-
-    Call it first thing in a command-line entry point, before any work: on Linux it does not
-    return (the process image is replaced by the same command, arguments unchanged).
-    """
-    if not sys.platform.startswith("linux") or uses_huge_pages():
-        return
-    logging.info("allocator: restarting with GLIBC_TUNABLES=%s (huge pages for large buffers)", HUGE_PAGES_TUNABLE)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, sys.orig_argv, with_huge_pages(dict(os.environ)))
 
 
 def memory_reported_to_host_kib(parameters: Path = PAGE_REPORTING_PARAMETERS) -> int | None:

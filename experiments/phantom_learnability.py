@@ -3,26 +3,36 @@
 Ridge regression from a handful of hand-made, gain-insensitive ROI features to angle, torque
 and EMG, trained on all participants but one and scored (R²) on the one left out:
 
-    python -m muscle_jax.data.phantom.learnability              # phantom_small, ~1 min on 2 cores
-    python -m muscle_jax.data.phantom.learnability --cnn-folds 3,5,7   # + a small CNN, ~3 min a fold
+    python experiments/phantom_learnability.py                    # phantom_small, ~1 min on 2 cores
+    python experiments/phantom_learnability.py --cnn_folds=3,5,7  # + the project's CNN, a few min a fold
 
 Features, per ROI: the dominant orientation and its coherence in four horizontal bands (the
 slope of the fascicles, which follows their projection, and how it changes with depth, which
 follows their bow), the local coherence and the spread of local orientation (crimp), and the
 brightness of the interior relative to the whole ROI; each with its square. A CNN should do
-better; if this check is near zero, the images do not carry transferable cues.
+better; if this check is near zero, the images do not carry transferable cues. The CNN is
+the project's own (configs/default.py's model, augmentation, optimiser and train step),
+trained as one fold for `--cnn_steps`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import sys
+from pathlib import Path
 
-import numpy as np
-from scipy import ndimage
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from muscle_jax.data.phantom.config import phantom_small
-from muscle_jax.data.phantom.simulate import simulate_participants
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import flags  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from configs import default  # noqa: E402
+from muscle_jax import cli, evaluate, optimizer, runtime, train  # noqa: E402
+from muscle_jax.data.phantom import PRESETS, simulate_participants  # noqa: E402
+from muscle_jax.models import create_model  # noqa: E402
 
 TARGETS = ("angle_deg", "torque_nm", "emg_v")
 RIDGE_PENALTY = 10.0
@@ -66,81 +76,44 @@ def leave_one_participant_out_r2(features_NxF: np.ndarray, targets_N: np.ndarray
     return np.asarray(scores)
 
 
-def augment(images_BxHxWx1: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Brightness/contrast jitter and a horizontal shift: what differs between participants and
-    probe placements but says nothing about the state (a horizontal flip would: it mirrors the
-    fascicles' direction)."""
-    batch = images_BxHxWx1.shape[0]
-    gain = rng.uniform(0.7, 1.3, (batch, 1, 1, 1))
-    offset = rng.uniform(-0.08, 0.08, (batch, 1, 1, 1))
-    shifted = np.roll(images_BxHxWx1, int(rng.integers(-12, 13)), axis=2)
-    return (shifted * gain + offset).astype(np.float32)
-
-
-def small_cnn_r2(
-    images_NxHxW: np.ndarray,
-    targets_NxT: np.ndarray,
-    participants_N: np.ndarray,
-    held_out: int,
-    steps: int,
-    augmented: bool = True,
-    seed: int = 0,
-) -> np.ndarray:
-    """Held-out R² per target of a small CNN (4 conv blocks, Adam, batch 32) trained for `steps`
-    on every participant but `held_out`, labels standardised on the training participants."""
-    import flax.linen as nn
-    import jax
-    import jax.numpy as jnp
-    import optax
-
-    class SmallCnn(nn.Module):
-        @nn.compact
-        def __call__(self, x_BxHxWx1):
-            x = x_BxHxWx1
-            for features in (16, 32, 64, 64):
-                x = nn.relu(nn.Conv(features, (3, 3))(x))
-                x = nn.relu(nn.Conv(features, (3, 3))(x))
-                x = nn.max_pool(x, (2, 2), (2, 2))
-            x = nn.relu(nn.Dense(128)(x.reshape(x.shape[0], -1)))
-            return nn.Dense(targets_NxT.shape[1])(x)
-
-    images = images_NxHxW[..., None].astype(np.float32) / 255.0
-    train = participants_N != held_out
-    mean, std = targets_NxT[train].mean(0), targets_NxT[train].std(0)
-    standardised = ((targets_NxT - mean) / std).astype(np.float32)
-    model = SmallCnn()
-    params = model.init(jax.random.PRNGKey(seed), images[:1])
-    optimizer = optax.adam(1e-3)
-    opt_state = optimizer.init(params)
-
-    @jax.jit
-    def step(params, opt_state, x, y):
-        loss, grads = jax.value_and_grad(lambda p: jnp.mean((model.apply(p, x) - y) ** 2))(params)
-        updates, opt_state = optimizer.update(grads, opt_state)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    rng = np.random.default_rng(seed)
-    train_indices = np.nonzero(train)[0]
+def cnn_r2(images_NxHxW: np.ndarray, targets_NxT: np.ndarray, participants_N: np.ndarray, held_out: int,
+           steps: int, augmented: bool = True) -> np.ndarray:
+    """Held-out R² per target of configs/default.py's CNN trained for `steps` with its
+    augmentation, optimiser and train step, on every participant but `held_out` (labels
+    standardised on the training participants), as one fold."""
+    config = default.get_config()
+    config.train.num_steps = steps
+    config.augment.enabled = augmented
+    rt = runtime.resolve(config.runtime)
+    model = create_model(config.model, targets_NxT.shape[1], rt.conv_module, rt.dtype)
+    images_NxHxWx1 = images_NxHxW[..., None]
+    train_N = participants_N != held_out
+    mean_T, std_T = targets_NxT[train_N].mean(0), targets_NxT[train_N].std(0)
+    state = jax.tree.map(lambda a: a[0], train.create_fold_state(
+        model, optimizer.make_optimizer(config.train), config.seed, 1, images_NxHxWx1.shape[1:]))
+    step = rt.jit(lambda s, x, y: train.train_step(s, x, y, 0, config.seed, config.augment), donate_argnums=0)
+    rng = np.random.default_rng(config.seed)
+    train_indices = np.flatnonzero(train_N)
     for _ in range(steps):
-        batch = rng.choice(train_indices, 32)
-        inputs = augment(images[batch], rng) if augmented else images[batch]
-        params, opt_state, _ = step(params, opt_state, inputs, standardised[batch])
-    test = ~train
-    apply = jax.jit(model.apply)
-    predictions = np.concatenate(
-        [np.asarray(apply(params, images[test][i : i + 256])) for i in range(0, int(test.sum()), 256)]
-    ) * std + mean
-    return 1.0 - ((predictions - targets_NxT[test]) ** 2).mean(0) / targets_NxT[test].var(0)
+        batch = rng.choice(train_indices, config.train.batch_size)
+        state, _ = step(state, images_NxHxWx1[batch], ((targets_NxT[batch] - mean_T) / std_T).astype(np.float32))
+    predict = rt.jit(lambda p, x: evaluate.predict_physical(model.apply, p, x, jnp.asarray(mean_T), jnp.asarray(std_T)))
+    test_indices = np.flatnonzero(~train_N)
+    predictions = np.concatenate([np.asarray(predict(state.params, images_NxHxWx1[test_indices[i : i + 256]]))
+                                  for i in range(0, len(test_indices), 256)])
+    return 1.0 - ((predictions - targets_NxT[test_indices]) ** 2).mean(0) / targets_NxT[test_indices].var(0)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Ridge learnability check of the phantom ROI.")
-    parser.add_argument("--seed", type=int, default=None, help="phantom seed (default: the preset's)")
-    parser.add_argument("--cnn-folds", type=str, default="", help="also train a small CNN holding out these, e.g. 3,5,7")
-    parser.add_argument("--cnn-steps", type=int, default=400)
-    parser.add_argument("--no-augment", action="store_true", help="train the CNN without augmentation")
-    args = parser.parse_args()
-    config = phantom_small()
+def define_flags() -> None:
+    flags.DEFINE_integer("seed", None, "Phantom seed (default: the preset's).")
+    flags.DEFINE_list("cnn_folds", [], "Also train the project's CNN holding out these participants, e.g. 3,5,7.")
+    flags.DEFINE_integer("cnn_steps", 400, "Steps of the CNN per held-out participant.")
+    flags.DEFINE_boolean("augment", True, "Train the CNN with the project's augmentation.")
+
+
+def main(argv: list[str]) -> None:
+    args = flags.FLAGS
+    config = PRESETS["phantom_small"]()
     if args.seed is not None:
         config = dataclasses.replace(config, seed=args.seed)
     images, labels, participants = [], {t: [] for t in TARGETS}, []
@@ -159,13 +132,13 @@ def main() -> None:
         r2 = leave_one_participant_out_r2(features, targets[:, k], participants)
         print(f"| {target} | {r2.mean():.2f} | {np.median(r2):.2f} | {' '.join(f'{v:.2f}' for v in r2)} |")
     if args.cnn_folds:
-        what = "without augmentation" if args.no_augment else "brightness/contrast jitter and horizontal shifts"
-        print(f"\nSmall CNN, {args.cnn_steps} steps of batch 32, {what}\n\n| held-out participant | "
+        what = "with the project's augmentation" if args.augment else "without augmentation"
+        print(f"\nThe project's CNN, {args.cnn_steps} steps, {what}\n\n| held-out participant | "
               + " | ".join(TARGETS) + " |\n| --- |" + " --- |" * len(TARGETS))
-        for held_out in (int(f) for f in args.cnn_folds.split(",")):
-            r2 = small_cnn_r2(images, targets, participants, held_out, args.cnn_steps, augmented=not args.no_augment)
+        for held_out in (int(f) for f in args.cnn_folds):
+            r2 = cnn_r2(images, targets, participants, held_out, args.cnn_steps, augmented=args.augment)
             print(f"| {held_out} | " + " | ".join(f"{v:.2f}" for v in r2) + " |")
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, define_flags)
