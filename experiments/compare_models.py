@@ -13,14 +13,16 @@ import json
 import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from muscle_jax import intervals, report, sweeps  # noqa: E402
+from muscle_jax import cli, intervals, report, sweeps  # noqa: E402
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A finished run's workdir (holds results.json).")
-flags.mark_flag_as_required("workdir")
+
+def define_flags() -> None:
+    flags.DEFINE_string("workdir", None, "A finished run's workdir (holds results.json).")
+    flags.mark_flag_as_required("workdir")
 
 
 def _interval(stat: dict) -> str:
@@ -49,11 +51,11 @@ def table(results: dict) -> str:
 
 
 def main(argv) -> None:
-    results_file = Path(_WORKDIR.value) / "results.json"
+    results_file = Path(flags.FLAGS.workdir) / "results.json"
     if not results_file.exists():
-        raise SystemExit(f"{results_file} not found: {_WORKDIR.value} is not a finished run")
+        raise FileNotFoundError(f"{results_file} not found: {flags.FLAGS.workdir} is not a finished run")
     print(table(json.loads(results_file.read_text())))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

@@ -11,23 +11,31 @@ absolute ROI difference, the fitted vs true column range and thickness.
 
 from __future__ import annotations
 
-import matplotlib
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
+from muscle_jax import cli  # noqa: E402
 from muscle_jax.data import phantom  # noqa: E402
 from muscle_jax.data.phantom.simulate import simulate_trial  # noqa: E402
+from muscle_jax.segmentation import segment_frames  # noqa: E402
 
-_FIGURE = flags.DEFINE_string("figure", "docs/figures/phantom_roi_sources.png", "figure path")
 _PARTICIPANTS = (0, 2, 4, 6)
 
 
-def main(argv) -> None:
-    from muscle_jax.segmentation import segment_frames
+def define_flags() -> None:
+    flags.DEFINE_string("figure", "docs/figures/phantom_roi_sources.png", "figure path")
 
+
+def main(argv) -> None:
     config = phantom.phantom_small()
     fig, axes = plt.subplots(3, len(_PARTICIPANTS), figsize=(3.2 * len(_PARTICIPANTS), 9))
     differences, starts, ends, thickness_errors = [], [], [], []
@@ -59,15 +67,15 @@ def main(argv) -> None:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    fig.savefig(_FIGURE.value, dpi=100)
+    fig.savefig(flags.FLAGS.figure, dpi=100)
     lo, hi = config.roi_column_range
     print(f"mean |oracle ROI − segmentation ROI| per participant: {np.round(differences, 1).tolist()} grey levels")
     print(f"column range: oracle {lo:.1f}–{hi:.1f} px; fitted median {np.median(starts):.1f}–{np.median(ends):.1f} px "
           f"(sd {np.std(starts):.1f}, {np.std(ends):.1f})")
     print(f"thickness, fitted − true: median {np.median(thickness_errors):+.2f} px, "
           f"median |error| {np.median(np.abs(thickness_errors)):.2f} px")
-    print(f"wrote {_FIGURE.value}")
+    print(f"wrote {flags.FLAGS.figure}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import ml_collections
 import numpy as np
+from matplotlib.figure import Figure
 
 from muscle_jax import intervals
 
@@ -251,15 +252,10 @@ def format_interval(value: float, low: float | None, high: float | None, spec: s
 
 def plot(path: Path, rows: list[dict[str, Any]], title: str) -> None:
     """One panel per target: each run's held-out R² (mean over folds, 95% interval)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     targets = list(dict.fromkeys(row["target"] for row in rows))
     runs = list(dict.fromkeys(row["run"] for row in rows))
-    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 0.45 * len(runs) + 1.6),
-                             sharey=True, squeeze=False)
+    fig = Figure(figsize=(4.2 * len(targets), 0.45 * len(runs) + 1.6))
+    axes = fig.subplots(1, len(targets), sharey=True, squeeze=False)
     for ax, target in zip(axes[0], targets):
         by_run = {row["run"]: row for row in rows if row["target"] == target}
         for y, run in enumerate(runs):
@@ -277,7 +273,6 @@ def plot(path: Path, rows: list[dict[str, Any]], title: str) -> None:
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def read_results(directory: Path) -> dict | None:

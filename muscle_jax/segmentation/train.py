@@ -22,11 +22,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import app, flags, logging
+from absl import flags, logging
 from flax.training import train_state
 from ml_collections import config_flags
 
-from muscle_jax import optimizer
+from muscle_jax import cli, optimizer
 from muscle_jax.segmentation import dl_track, evaluate
 from muscle_jax.segmentation.augment import augment_batch
 from muscle_jax.segmentation.network import build_unet, load_checkpoint, save_checkpoint
@@ -138,20 +138,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, output: str | Path) ->
 
 
 def define_flags() -> None:
-    """Flags defined only when run as a program, so importing this module never collides with
-    another module's absl flags of the same name."""
     config_flags.DEFINE_config_file("config", None, "configs/segmentation.py[:smoke]", lock_config=True)
     flags.DEFINE_string("output", None, "where to write the checkpoint (.msgpack)", required=True)
     flags.mark_flag_as_required("config")
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     metrics = train_and_evaluate(flags.FLAGS.config, flags.FLAGS.output)
     print(json.dumps({k: metrics[k] for k in ("validation", "train_seconds", "num_train_images")}, indent=1))
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)
