@@ -496,7 +496,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         timings, num_folds * batch_size, single, flops_per_example, peak["flops_per_s"]
     )
     logging.info("folds_sequential: %.1f examples/s", results["folds_sequential"]["examples_per_s"])
-    del states
+    states.clear()
     gc.collect()
 
     for execution in bench.fold_executions:

@@ -8,13 +8,14 @@ Each command module defines its flags in a `define_flags()` function and ends wi
 so that importing the module (tests, other tools) defines no flags, and two commands' flags
 of the same name never collide. `run` adds `--verbose`. A command that fails prints one
 line, `error: <what went wrong>`, to stderr and exits with status 1; the traceback is shown
-only with `--verbose`. Ctrl-C exits with status 130 after the command's own cleanup (its
-`finally` blocks) has run.
+only with `--verbose`. A bad flag or config override is one line too, with status 2. Ctrl-C
+exits with status 130 after the command's own cleanup (its `finally` blocks) has run.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import traceback
 from typing import Callable
@@ -22,6 +23,7 @@ from typing import Callable
 from absl import app, flags
 
 EXIT_FAILURE = 1
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
@@ -57,4 +59,22 @@ def run(main: Callable[[list[str]], None], define_flags: Callable[[], None] | No
             print(f"error: {one_line(error)}", file=sys.stderr)
             sys.exit(EXIT_FAILURE)
 
-    app.run(guarded)
+    app.run(guarded, flags_parser=_parse_flags)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with a config override that names no field (which ml_collections
+    raises as an AttributeError) reported like any other bad flag: one line, exit status 2."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        message = one_line(error)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        text = one_line(error).replace("\\n", " ")
+        suggestion = re.search(r'Did you mean "([^"]+)" instead of "([^"]+)"', text)
+        if suggestion:
+            message = f"a --config override names no field: {suggestion.group(2)} (did you mean {suggestion.group(1)}?)"
+        else:
+            message = "a --config override names no field: " + re.sub(r"[\\'\"]", "", text)
+    print(f"error: {message} (--helpfull lists the flags)", file=sys.stderr)
+    sys.exit(EXIT_USAGE)

@@ -76,15 +76,20 @@ def model_knobs_of_run(run: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in run["config"]["model"].items() if k not in _RUNTIME_KEYS_OF_OLD_RUNS}
 
 
+def read_run(workdir: str | Path) -> dict[str, Any]:
+    """A training run's run.json; an error naming the folder when it is not a run."""
+    run_file = Path(workdir).expanduser().resolve() / "run.json"
+    if not run_file.exists():
+        raise FileNotFoundError(f"{run_file} not found: {Path(workdir)} is not a muscle_jax training run")
+    return json.loads(run_file.read_text())
+
+
 def load(workdir: str | Path, settings: ml_collections.ConfigDict | None = None) -> Ensemble:
     """The trained fold models of `workdir` (a finished or interrupted run's latest checkpoint),
     run as this machine's runtime says for inference (`settings`: a `config.runtime` section;
     default: all 'auto')."""
     workdir = Path(workdir).expanduser().resolve()
-    run_file = workdir / "run.json"
-    if not run_file.exists():
-        raise FileNotFoundError(f"{run_file} not found: {workdir} is not a muscle_jax training run")
-    run = json.loads(run_file.read_text())
+    run = read_run(workdir)
     config = ml_collections.ConfigDict(run["config"])
     targets = tuple(run["targets"])
     image_shape = tuple(run["image_shape"])

@@ -21,6 +21,7 @@ import logging
 import time
 from pathlib import Path
 
+import ml_collections
 import numpy as np
 from absl import flags
 from matplotlib.figure import Figure
@@ -73,6 +74,12 @@ def preprocessing_of(config, image_shape: tuple[int, ...]) -> Preprocessing:
     dataset = config.dataset
     roi_hw = (int(image_shape[0]), int(image_shape[1]))
     roi_source = dataset.get("roi_source", None) or builder_config.roi_source
+    if roi_source not in recordings.ROI_SOURCES:
+        raise ValueError(
+            f"the run was trained on {name} with ROIs cut by roi_source {roi_source!r} (the phantom's true "
+            "aponeuroses), which a recording does not have; predict with a run trained on recordings, or on a phantom "
+            "with --config.dataset.roi_source=segmentation"
+        )
     manual_dir = Path(dataset.manual_dir) if dataset.get("manual_dir", "") else None
     return Preprocessing(builder_config.source, roi_hw, roi_source, manual_dir)
 
@@ -170,7 +177,10 @@ def run(workdir: str | Path, input_path: str | Path, output: str | Path, plot_pa
         ensemble=None) -> str:
     """The command's work: predicts `input_path` with the run in `workdir` (or the `ensemble`
     already loaded from it), writes the CSV (and the plot); returns the summary it prints."""
-    ensemble = ensemble or ensemble_lib.load(workdir)
+    if ensemble is None:
+        run = ensemble_lib.read_run(workdir)
+        preprocessing_of(ml_collections.ConfigDict(run["config"]), tuple(run["image_shape"]))  # refused before loading
+        ensemble = ensemble_lib.load(workdir)
     prediction = predict_recording(ensemble, input_path, crop_text, fps, batch_size, skip_bad_frames)
     write_csv(output, prediction)
     if plot_path:

@@ -33,12 +33,13 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n")
 
 
-def write_run_info(workdir: Path, config, index: RecordIndex, folds: Folds, stats: LabelStats, image_shape,
-                   rt: runtime.Runtime) -> None:
+def write_run_info(workdir: Path, config, info, index: RecordIndex, folds: Folds, stats: LabelStats, image_shape,
+                   rt: runtime.Runtime, config_changes: list[str] = ()) -> None:
     """Records what the fold models are (the model's resolved knobs, not how this machine ran
     them) and how their outputs map back to physical units; the runtime beside, as a record."""
     write_json(workdir / "run.json", {
         "config": config.to_dict(),
+        "dataset": info.full_name,
         "model": family_knobs(config.model),
         "targets": list(index.target_names),
         "image_shape": list(image_shape),
@@ -47,6 +48,7 @@ def write_run_info(workdir: Path, config, index: RecordIndex, folds: Folds, stat
         "held_out_groups": [list(g) for g in folds.held_out_groups],
         "label_stats": stats.to_json(),
         "runtime": rt.to_json(),
+        "resumed_with_config_changes": list(config_changes),
     })
 
 

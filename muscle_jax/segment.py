@@ -44,7 +44,8 @@ def named_frames(input_path: Path) -> tuple[Iterator[tuple[str, np.ndarray]], in
         raise FileNotFoundError(f"{input_path}: no such file or folder")
     if input_path.is_dir() or input_path.suffix.lower() in image_files.IMAGE_SUFFIXES:
         files = image_files.list_images(input_path) if input_path.is_dir() else [input_path]
-        return ((name, image_files.read_gray_image(f)) for name, f in zip(output_names(files), files)), len(files)
+        # One recording: 16-bit images are scaled by one rule for the whole folder.
+        return zip(output_names(files), image_files.read_gray_images(files)), len(files)
     frames = read_frames(input_path).require_complete(skip_bad_frames=False)
     names = [f"{input_path.stem}_{int(index):06d}" for index in frames.index_N]
     return zip(names, frames.images_N), len(names)

@@ -22,8 +22,9 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from muscle_jax import augment, checkpoint, evaluate, metric_writer, optimizer, report, runtime, sharding
+from muscle_jax import augment, checkpoint, evaluate, metric_writer, optimizer, report, runtime, sharding, validation
 from muscle_jax import folds as folds_lib
+from muscle_jax import workdir as workdir_lib
 from muscle_jax.data import pipeline
 from muscle_jax.models import create_model, family_knobs
 
@@ -136,22 +137,22 @@ def resolve_runtime(config: ml_collections.ConfigDict, num_targets: int, folds: 
 def train_folds(
     config: ml_collections.ConfigDict,
     rt: runtime.Runtime,
+    state: TrainState,
     workdir: Path,
     source,
     index: pipeline.RecordIndex,
     folds: folds_lib.Folds,
     stats: pipeline.LabelStats,
-    image_shape: tuple[int, ...],
     mesh,
 ) -> tuple[TrainState, dict[str, float]]:
-    """Trains (or resumes training of) the fold-stacked models; returns the final state and timings.
+    """Trains the initial fold-stacked `state` (or resumes from the workdir's latest checkpoint);
+    returns the final state and timings.
 
     Each step is dispatched before the previous step's metrics are read, so the host reads
     and writes metrics while the device computes. Every step's loss and gradient norm are
     checked: training stops at the first non-finite one, and a checkpoint is saved only
     after the step that produced its state was checked.
     """
-    state = build_state(config, rt, len(index.target_names), folds.num_folds, image_shape, mesh)
     checkpoints = checkpoint.manager(workdir, config.train.max_checkpoints)
     restored = checkpoint.restore_latest(checkpoints, state)
     start_step = 0
@@ -252,48 +253,59 @@ def evaluate_folds(
 
 
 def train_and_evaluate_on(
-    config: ml_collections.ConfigDict, workdir: str | Path, source, info, timings: dict[str, float] | None = None
+    config: ml_collections.ConfigDict,
+    workdir: str | Path,
+    source,
+    info,
+    timings: dict[str, float] | None = None,
+    resume_with_changed_config: bool = False,
 ) -> dict[str, Any]:
     """The whole job on a given data source: folds, training, evaluation, reports in `workdir`.
 
     `timings` (seconds) of earlier phases, such as the dataset build, join the reported ones.
+    The workdir is locked for the job; a workdir holding another run's checkpoints is refused
+    unless `resume_with_changed_config` (muscle_jax/workdir.py).
     """
+    validation.check_config(config)
     workdir = Path(workdir).expanduser().resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    index = pipeline.read_index(source, tuple(config.dataset.targets), tuple(config.dataset.architecture_features))
-    pipeline.log_dataset(info, index)
-    folds = folds_lib.make_folds(
-        index.groups(config.folds.group_by), config.folds.group_by, config.folds.num_folds, config.folds.max_train_groups
-    )
-    stats = pipeline.label_stats(index.targets_NxT, folds.train_KxN)
-    roi_h, roi_w, _ = source[0]["image"].shape
-    image_shape = (roi_h, roi_w, config.dataset.frame_stack)  # the model's input: S stacked frames
-    timings = {**(timings or {}), "index_s": time.perf_counter() - start}
-    mesh = sharding.make_mesh(folds.num_folds)
-    runtime_start = time.perf_counter()
-    rt = resolve_runtime(config, len(index.target_names), folds, image_shape, mesh)
-    timings["runtime_s"] = time.perf_counter() - runtime_start
-    report.write_run_info(workdir, config, index, folds, stats, image_shape, rt)
-    state, train_timings = train_folds(config, rt, workdir, source, index, folds, stats, image_shape, mesh)
-    timings.update(train_timings)
-    eval_start = time.perf_counter()
-    evaluation = evaluate_folds(config, rt, state, source, index, folds, stats)
-    timings["eval_s"] = time.perf_counter() - eval_start
-    return report.write_results(workdir, config, info, index, folds, evaluation, timings, rt)
+    with workdir_lib.locked(workdir):
+        config_changes = workdir_lib.check_resume(workdir, config.to_dict(), info.full_name, resume_with_changed_config)
+        start = time.perf_counter()
+        index = pipeline.read_index(source, tuple(config.dataset.targets), tuple(config.dataset.architecture_features))
+        pipeline.log_dataset(info, index)
+        validation.check_against_data(config, index)
+        folds = folds_lib.make_folds(
+            index.groups(config.folds.group_by), config.folds.group_by, config.folds.num_folds,
+            config.folds.max_train_groups,
+        )
+        stats = pipeline.label_stats(index.targets_NxT, folds.train_KxN)
+        roi_h, roi_w, _ = source[0]["image"].shape
+        image_shape = (roi_h, roi_w, config.dataset.frame_stack)  # the model's input: S stacked frames
+        timings = {**(timings or {}), "index_s": time.perf_counter() - start}
+        mesh = sharding.make_mesh(folds.num_folds)
+        runtime_start = time.perf_counter()
+        rt = resolve_runtime(config, len(index.target_names), folds, image_shape, mesh)
+        timings["runtime_s"] = time.perf_counter() - runtime_start
+        report.write_run_info(workdir, config, info, index, folds, stats, image_shape, rt, config_changes)
+        state = build_state(config, rt, len(index.target_names), folds.num_folds, image_shape, mesh)
+        state, train_timings = train_folds(config, rt, state, workdir, source, index, folds, stats, mesh)
+        timings.update(train_timings)
+        eval_start = time.perf_counter()
+        evaluation = evaluate_folds(config, rt, state, source, index, folds, stats)
+        timings["eval_s"] = time.perf_counter() - eval_start
+        return report.write_results(workdir, config, info, index, folds, evaluation, timings, rt)
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
-    """Refuses, before any work, a model or runtime setting that cannot run (naming the field)."""
-    family_knobs(config.model)
-    runtime.validate(config.runtime)
-
-
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
-    """Builds the configured dataset if needed, then trains and evaluates all folds; returns results."""
-    check_config(config)
-    build_start = time.perf_counter()
-    source, info = pipeline.load_source(config.dataset)
-    build_s = time.perf_counter() - build_start
-    logging.info("dataset ready in %.1f s", build_s)
-    return train_and_evaluate_on(config, workdir, source, info, timings={"dataset_s": build_s})
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
+                       resume_with_changed_config: bool = False) -> dict[str, Any]:
+    """Checks the config, locks the workdir, refuses a resume whose config differs, builds the
+    configured dataset if needed (or again, when its inputs changed), then trains and evaluates
+    all folds; returns the results."""
+    validation.check_config(config)
+    with workdir_lib.locked(workdir):
+        workdir_lib.check_resume(workdir, config.to_dict(), None, resume_with_changed_config)
+        build_start = time.perf_counter()
+        source, info = pipeline.load_source(config.dataset)
+        build_s = time.perf_counter() - build_start
+        logging.info("dataset ready in %.1f s", build_s)
+        return train_and_evaluate_on(config, workdir, source, info, {"dataset_s": build_s}, resume_with_changed_config)

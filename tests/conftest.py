@@ -63,3 +63,40 @@ def smoke_run(smoke_dataset, tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("smoke_run")
     train.train_and_evaluate_on(smoke_dataset.config(), workdir, smoke_dataset.source, smoke_dataset.info)
     return workdir
+
+
+# docs/reliability.md is written from a run of tests/test_reliability.py (its module docstring).
+_RELIABILITY_OUTCOMES: dict[str, str] = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and "test_reliability.py" in report.nodeid:
+        name = report.nodeid.split("::")[-1].split("[")[0]
+        if _RELIABILITY_OUTCOMES.get(name) != "failed":
+            _RELIABILITY_OUTCOMES[name] = report.outcome
+
+
+def pytest_sessionfinish(session):
+    target = os.environ.get("MUSCLE_JAX_RELIABILITY_DOC")
+    if not target or not _RELIABILITY_OUTCOMES:
+        return
+    import test_reliability
+
+    lines = [
+        "# Reliability: every bad input and fault tried, and its outcome",
+        "",
+        "Each row is a test in `tests/test_reliability.py` that reproduces the fault and checks the outcome;",
+        "this table is written from a run of those tests:",
+        "",
+        "```",
+        "MUSCLE_JAX_RELIABILITY_DOC=docs/reliability.md python -m pytest -q tests/test_reliability.py",
+        "```",
+        "",
+        "and `test_the_doc_lists_every_case` fails when a case is added or changed without rewriting it.",
+        "",
+        "| area | fault or bad input | outcome | test (result of the run that wrote this table) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, area, fault, outcome in test_reliability.CASES:
+        lines.append(f"| {area} | {fault} | {outcome} | `{name}`: {_RELIABILITY_OUTCOMES.get(name, 'not run')} |")
+    Path(target).write_text("\n".join(lines) + "\n")

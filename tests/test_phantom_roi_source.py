@@ -54,12 +54,14 @@ def test_a_frame_without_muscle_is_named_or_left_out_of_every_feature(short_tria
 def test_phantom_roi_source_gets_its_own_dataset_and_bad_choices_are_named(tmp_path, monkeypatch):
     config = default.get_config().dataset
     config.data_dir = str(tmp_path)
-    assert pipeline.builder_from_config(config).builder_config.roi_source == "oracle"
+    preset = pipeline.builder_from_config(config).builder_config
+    assert preset.roi_source == "oracle"
     config.roi_source = "oracle"
-    assert pipeline.builder_from_config(config).builder_config.name == "phantom_small"
+    assert pipeline.builder_from_config(config).builder_config.name == preset.name
     config.roi_source = "segmentation"
     segmented = pipeline.builder_from_config(config).builder_config
-    assert segmented.name.startswith("phantom_small_") and segmented.roi_source == "segmentation"
+    assert segmented.name.startswith("phantom_small_") and segmented.name != preset.name
+    assert segmented.roi_source == "segmentation"
     # The U-Net's weights are part of the dataset's identity: another checkpoint, another name.
     assert segmented.segmentation_model == pipeline.shipped_segmentation_digest() != ""
     monkeypatch.setattr(pipeline, "shipped_segmentation_digest", lambda: "a-retrained-model")
@@ -73,8 +75,9 @@ def test_phantom_roi_source_gets_its_own_dataset_and_bad_choices_are_named(tmp_p
 def test_roi_size_is_one_knob_for_phantom_and_real_sources(tmp_path):
     config = default.get_config().dataset
     config.data_dir = str(tmp_path)
+    preset = pipeline.builder_from_config(config).builder_config.name
     config.roi_hw = (64, 64)  # phantom_small's own size: the preset itself
-    assert pipeline.builder_from_config(config).builder_config.name == "phantom_small"
+    assert pipeline.builder_from_config(config).builder_config.name == preset
     config.roi_hw = (32, 32)
     sized = pipeline.builder_from_config(config).builder_config
     assert sized.phantom_overrides == {"roi_hw": (32, 32)}

@@ -16,12 +16,16 @@ from muscle_jax.data import pipeline
 def test_variants_get_their_own_builder_config_names(tmp_path):
     config = default.get_config().dataset
     config.data_dir = str(tmp_path)
-    assert pipeline.builder_from_config(config).builder_config.name == "phantom_small"
+    preset = pipeline.builder_from_config(config).builder_config.name
+    assert preset.startswith("phantom_small_")  # the name carries a digest of the dataset's identity
+    assert pipeline.builder_from_config(config).builder_config.name == preset  # the same inputs, the same name
     config.phantom_overrides = {"num_participants": 4}
     varied = pipeline.builder_from_config(config).builder_config
-    assert varied.name.startswith("phantom_small_") and varied.phantom_overrides == {"num_participants": 4}
+    assert varied.name.startswith("phantom_small_") and varied.name != preset
+    assert varied.phantom_overrides == {"num_participants": 4}
     real = default.get_config().dataset
     real.data_dir, real.builder_config, real.targets = str(tmp_path), "recordings", ("angle_deg", "torque_nm")
+    real.manual_dir = str(tmp_path)
     real_config = pipeline.builder_from_config(real).builder_config
     assert real_config.name.startswith("recordings_") and real_config.targets == ("angle_deg", "torque_nm")
     real.roi_hw, real.roi_source, real.skip_bad_frames = (32, 48), "segmentation", True

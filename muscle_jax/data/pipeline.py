@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -21,7 +20,7 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from muscle_jax.data import recordings, ultrasound_states
+from muscle_jax.data import identity, recordings, ultrasound_states
 from muscle_jax.data.readers import emg
 from muscle_jax.segmentation.network import SHIPPED_CHECKPOINT
 
@@ -33,9 +32,11 @@ def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.
     """The `ultrasound_states` builder a config names, with the config's variations applied.
 
     Phantom configs take `phantom_overrides`; real-recording layouts take the run's `targets`
-    (what the dataset stores is what the model predicts) and EMG conditioning (`emg`); both
-    take `roi_hw`, `roi_source` and `skip_bad_frames`. A variation gets its own builder-config name (the base name + a hash
-    of the variation), so it never reuses or overwrites another variant's files.
+    (what the dataset stores is what the model predicts), EMG conditioning (`emg`) and the
+    recordings folder (`manual_dir`); both take `roi_hw`, `roi_source` and `skip_bad_frames`.
+    The builder config's name is the base name + a digest of the dataset's identity (its
+    settings, the code that makes its records and, for recordings, the folder and its files;
+    `data/identity.py`), so a changed input never reuses or overwrites another build.
     """
     if dataset_config.name != "ultrasound_states":
         raise ValueError(f"dataset.name must be 'ultrasound_states', got {dataset_config.name!r}")
@@ -78,12 +79,27 @@ def builder_from_config(dataset_config: ml_collections.ConfigDict) -> tfds.core.
         emg_settings = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in dataset_config.emg.items()}
         if emg_settings != {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in emg.DEFAULT_EMG.items()}:
             variation["emg"] = emg_settings
-    builder_config: Any = name
-    if variation:
-        digest = hashlib.sha1(json.dumps(variation, sort_keys=True).encode()).hexdigest()[:10]
-        builder_config = dataclasses.replace(base, name=f"{name}_{digest}", **variation)
+    resolved = dataclasses.replace(base, **variation)
+    fields = {
+        "builder_config": name, "source": resolved.source, "roi_source": resolved.roi_source,
+        "skip_bad_frames": resolved.skip_bad_frames, "segmentation_model": resolved.segmentation_model,
+    }
+    if base.source == "phantom":
+        fields["phantom"] = dataclasses.asdict(ultrasound_states.phantom_config_of(resolved))
+    else:
+        fields.update(roi_hw=list(resolved.roi_hw), targets=list(resolved.targets), emg=resolved.emg or emg.DEFAULT_EMG)
+    manual_dir = None
+    if base.source != "phantom":
+        folder = dataset_config.manual_dir or default_manual_dir(base.source)
+        if not folder:
+            raise ValueError(f"config field dataset.manual_dir is empty; the {name!r} layout needs the folder of the recordings")
+        manual_dir = Path(folder)
+    dataset_identity = identity.identity(fields, manual_dir)
+    builder_config = dataclasses.replace(resolved, name=f"{name}_{identity.digest(dataset_identity)}")
     data_dir = str(Path(dataset_config.data_dir).expanduser().resolve())
-    return ultrasound_states.UltrasoundStates(config=builder_config, data_dir=data_dir, file_format="array_record")
+    builder = ultrasound_states.UltrasoundStates(config=builder_config, data_dir=data_dir, file_format="array_record")
+    builder.identity = dataset_identity
+    return builder
 
 
 @functools.cache
@@ -100,12 +116,31 @@ def default_manual_dir(source: str) -> str | None:
     return str(directory) if directory else None
 
 
+def explain_rebuild(builder: tfds.core.DatasetBuilder) -> str:
+    """Why a dataset is built: what differs from the other builds of the same builder config."""
+    base = builder.builder_config.name.rsplit("_", 1)[0]
+    others = []
+    for directory in sorted(Path(builder.data_dir).parents[1].glob(f"{base}_*/*")):
+        recorded = identity.read(directory)
+        if recorded is not None and directory != Path(builder.data_dir):
+            others.append((directory, identity.differences(recorded, builder.identity)))
+    if not others:
+        return f"no earlier build of {base} in {Path(builder.data_dir).parents[1]}"
+    directory, changes = min(others, key=lambda other: len(other[1]))
+    return f"the built {directory.parent.name} differs: " + "; ".join(changes)
+
+
 def load_source(dataset_config: ml_collections.ConfigDict):
-    """Builds the dataset on first use (idempotent) and returns its random-access `full` split."""
+    """Builds the dataset unless a build of exactly its inputs exists (logging why it builds),
+    and returns its random-access `full` split."""
     builder = builder_from_config(dataset_config)
+    if not Path(builder.data_dir).exists():
+        logging.info("building dataset %s: %s", builder.info.full_name, explain_rebuild(builder))
     manual_dir = dataset_config.manual_dir or default_manual_dir(builder.builder_config.source)
     download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
     builder.download_and_prepare(download_config=download_config)
+    if identity.read(Path(builder.data_dir)) is None:
+        identity.write(Path(builder.data_dir), builder.identity)
     return builder.as_data_source(split=SPLIT), builder.info
 
 

@@ -310,13 +310,14 @@ def frame_positions(trial: TrialRef, signals: Signals, frames: DecodedFrames) ->
                 f"{trial.frames_path}: has {frames.declared} frames but {trial.alignment_path} lists {len(frame_column)}; "
                 "frame count and frame times disagree"
             )
-        return align.positions_from_times(columns["time_s"][frames.index_N], signals.time_s_S)
+        return align.positions_from_times(columns["time_s"][frames.index_N], signals.time_s_S,
+                                          str(trial.alignment_path), signals.source)
     if np.any(~np.isfinite(frames.time_s_N)):
         raise ValueError(
             f"{trial.frames_path}: has no frame timestamps; add {trial.frames_path.stem}{_FRAMES_SUFFIX} "
             "with 'frame' and 'time_s' (or 'sample') columns"
         )
-    return align.positions_from_times(frames.time_s_N, signals.time_s_S)
+    return align.positions_from_times(frames.time_s_N, signals.time_s_S, str(trial.frames_path), signals.source)
 
 
 def _describe_bad(frame_N: np.ndarray, bad_N: np.ndarray, limit: int = 5) -> str:

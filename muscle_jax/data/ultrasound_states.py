@@ -130,7 +130,16 @@ class UltrasoundStates(tfds.core.GeneratorBasedBuilder):
         if self.builder_config.source == "phantom":
             trials = self._phantom_trials()
         else:
-            trials = self._recording_trials(dl_manager)
+            # tfds raises, naming the folder and MANUAL_DOWNLOAD_INSTRUCTIONS, when it is missing.
+            trials = recordings.iter_trials(
+                layout=self.builder_config.source,
+                manual_dir=Path(dl_manager.manual_dir),
+                roi_hw=tuple(self.builder_config.roi_hw),
+                roi_source=self.builder_config.roi_source,
+                targets=tuple(self.builder_config.targets),
+                emg=self.builder_config.emg,
+                skip_bad_frames=self.builder_config.skip_bad_frames,
+            )
         feature_names = set(self.info.features.keys())
         for trial in trials:
             num_frames = len(trial["frame"])
@@ -153,19 +162,6 @@ class UltrasoundStates(tfds.core.GeneratorBasedBuilder):
                 if roi_source == "segmentation":
                     trial = segmented_phantom_trial(trial, phantom_config.roi_hw, per_frame, self.builder_config.skip_bad_frames)
                 yield trial
-
-    def _recording_trials(self, dl_manager) -> Iterator[dict[str, Any]]:
-        # tfds raises, naming the folder and MANUAL_DOWNLOAD_INSTRUCTIONS, when it is missing.
-        manual_dir = Path(dl_manager.manual_dir)
-        yield from recordings.iter_trials(
-            layout=self.builder_config.source,
-            manual_dir=manual_dir,
-            roi_hw=tuple(self.builder_config.roi_hw),
-            roi_source=self.builder_config.roi_source,
-            targets=tuple(self.builder_config.targets),
-            emg=self.builder_config.emg,
-            skip_bad_frames=self.builder_config.skip_bad_frames,
-        )
 
 
 def segmented_phantom_trial(trial: dict[str, Any], roi_hw, per_frame_keys, skip_bad_frames: bool) -> dict[str, Any]:

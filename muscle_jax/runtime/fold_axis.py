@@ -90,7 +90,6 @@ class FoldProgram:
         """The compiled program for arguments shaped like `example_args_K` (fold axis first)."""
         if self._program is not None:
             return self._program.lower(*example_args_K).compile()
-        num_folds = jax.tree.leaves(example_args_K)[0].shape[0]
         one_fold = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), example_args_K)
         return self._sequential(self._per_fold.lower(*one_fold).compile())
 

@@ -28,8 +28,35 @@ def positions_from_index(
     return frame_samples_F[frame_index_N].astype(np.float64)
 
 
-def positions_from_times(frame_time_s_N: np.ndarray, signal_time_s_S: np.ndarray) -> np.ndarray:
-    """Fractional sample positions of frames taken at `frame_time_s_N` (NaN outside the signal's span)."""
+# Frame times and signal times must be in the same unit: spans further apart than this factor
+# (milliseconds against seconds is 1000) are refused rather than aligned.
+MAX_SPAN_RATIO = 100.0
+
+
+def check_time_spans(frame_time_s_N: np.ndarray, signal_time_s_S: np.ndarray, frames_source: str,
+                     signals_source: str) -> None:
+    """An error naming both sources and spans when the frames' and the signal's time spans are
+    implausibly far apart (a unit mistake such as milliseconds for seconds)."""
+    frames = frame_time_s_N[np.isfinite(frame_time_s_N)]
+    if len(frames) < 2 or len(signal_time_s_S) < 2:
+        return
+    frame_span, signal_span = float(frames.max() - frames.min()), float(signal_time_s_S[-1] - signal_time_s_S[0])
+    if frame_span <= 0 or signal_span <= 0:
+        return
+    ratio = signal_span / frame_span
+    if not 1 / MAX_SPAN_RATIO <= ratio <= MAX_SPAN_RATIO:
+        raise ValueError(
+            f"{frames_source}: the frames span {frames.min():.4g}–{frames.max():.4g} s but {signals_source} spans "
+            f"{signal_time_s_S[0]:.4g}–{signal_time_s_S[-1]:.4g} ({ratio:.3g}× as long): time_s must be seconds in both "
+            "(milliseconds?)"
+        )
+
+
+def positions_from_times(frame_time_s_N: np.ndarray, signal_time_s_S: np.ndarray, frames_source: str = "frames",
+                         signals_source: str = "signals") -> np.ndarray:
+    """Fractional sample positions of frames taken at `frame_time_s_N` (NaN outside the signal's
+    span); spans in implausibly different units are an error (`check_time_spans`)."""
+    check_time_spans(frame_time_s_N, signal_time_s_S, frames_source, signals_source)
     positions_N = np.interp(frame_time_s_N, signal_time_s_S, np.arange(len(signal_time_s_S), dtype=np.float64))
     # A half-sample tolerance admits the frame that lands on the edge up to rounding of the clocks.
     step = np.median(np.diff(signal_time_s_S)) if len(signal_time_s_S) > 1 else 0.0

@@ -68,7 +68,9 @@ def read_dicom(path: Path | str, transform: Callable[[np.ndarray], np.ndarray] |
     """Every frame of a (multi-frame) DICOM file as uint8 grayscale H x W, then `transform`.
 
     Colour frames (RGB, or YBR which pydicom converts to RGB) become ITU-R 601 luma; wider
-    than 8-bit monochrome is scaled to 8 bits; MONOCHROME1 is inverted so bright means echo.
+    than 8-bit monochrome is scaled to 8 bits by its BitsStored (the same rule for every frame;
+    by the cine's largest value when the header does not say); MONOCHROME1 is inverted so
+    bright means echo.
     """
     path = Path(path)
     dataset = _open(path)
@@ -85,7 +87,7 @@ def read_dicom(path: Path | str, transform: Callable[[np.ndarray], np.ndarray] |
     if samples == 3:
         gray_NxHxW = rgb_to_gray(pixels)
     else:
-        gray_NxHxW = to_uint8(pixels, path)
+        gray_NxHxW = to_uint8(pixels, path, int(dataset.get("BitsStored", 0) or 0) or None)
         if dataset.get("PhotometricInterpretation", "") == "MONOCHROME1":
             gray_NxHxW = 255 - gray_NxHxW
     images = np.stack([transform(g) for g in gray_NxHxW]) if transform else gray_NxHxW

@@ -56,17 +56,21 @@ def rgb_to_gray(image_HxWx3: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
 
 
-def to_uint8(image: np.ndarray, source: Path | str) -> np.ndarray:
-    """8-bit pixels as they are; wider integer pixels scaled by their stored range (e.g. 12-bit DICOM)."""
+def to_uint8(image: np.ndarray, source: Path | str, bits: int | None = None) -> np.ndarray:
+    """8-bit pixels as they are; wider integer pixels scaled by one rule for the whole array
+    (pass a whole recording): by `bits` (a DICOM's BitsStored) when given, else by the smallest
+    bit depth that holds the array's largest value, so a pixel value is the same grey level
+    in every frame of the recording."""
     if image.dtype == np.uint8:
         return image
     if not np.issubdtype(image.dtype, np.integer):
         raise ValueError(f"{source}: expected integer pixels, got {image.dtype}")
-    top = float(image.max()) if image.size else 0.0
-    if top <= 255:
-        return image.astype(np.uint8)
-    bits = int(np.ceil(np.log2(top + 1)))
-    return (image.astype(np.float32) * (255.0 / (2**bits - 1))).round().astype(np.uint8)
+    if bits is None:
+        top = float(image.max()) if image.size else 0.0
+        if top <= 255:
+            return image.astype(np.uint8)
+        bits = int(np.ceil(np.log2(top + 1)))
+    return np.clip(image.astype(np.float32) * (255.0 / (2**bits - 1)), 0, 255).round().astype(np.uint8)
 
 
 def resize(image_HxW: np.ndarray, roi_hw: tuple[int, int]) -> np.ndarray:

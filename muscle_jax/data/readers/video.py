@@ -21,8 +21,9 @@ def read_video(path: Path | str, transform: Callable[[np.ndarray], np.ndarray] |
     """Decodes every frame of a video to uint8 grayscale H x W, then `transform` (e.g. crop and resize).
 
     Raises naming the file when it does not exist, cannot be opened as a video or yields no
-    frame. A file that declares more frames than could be decoded (truncated, corrupt) is
-    returned with `missing > 0`; `DecodedFrames.require_complete` turns that into an error.
+    frame. A file that declares more frames than could be decoded (truncated, corrupt) — by
+    its frame count, its packets or its duration at its frame rate — is returned with
+    `missing > 0`; `DecodedFrames.require_complete` turns that into an error.
     """
     path = Path(path)
     if not path.is_file():
@@ -50,7 +51,7 @@ def read_video(path: Path | str, transform: Callable[[np.ndarray], np.ndarray] |
                     errors.append(f"decoder error near {len(frames)} decoded frames: {error}")
         except av.error.FFmpegError as error:
             errors.append(f"demuxer error after {len(frames)} decoded frames: {error}")
-        declared = max(int(stream.frames or 0), len(packet_pts), len(frames))
+        declared = max(int(stream.frames or 0), len(packet_pts), len(frames), frames_by_duration(container, stream))
         time_base = float(stream.time_base) if stream.time_base else None
     if not frames:
         raise ValueError(f"{path}: no frame could be decoded{'; ' + errors[0] if errors else ''}")
@@ -71,6 +72,27 @@ def read_video(path: Path | str, transform: Callable[[np.ndarray], np.ndarray] |
             raise ValueError(f"{path}: decoded frame timestamps do not match the file's packets or repeat")
         time_s_N = (np.asarray(frame_pts, dtype=np.int64) - timeline[0]) * time_base
     return DecodedFrames(path, np.stack(frames), index_N, time_s_N.astype(np.float64), declared, tuple(errors))
+
+
+# A container's duration × frame rate counts frames up to rounding (and variable frame rates):
+# a shortfall within this tolerance is not taken for a truncation.
+DURATION_TOLERANCE_FRAMES = 1
+DURATION_TOLERANCE_FRACTION = 0.02
+
+
+def frames_by_duration(container, stream) -> int:
+    """How many frames the container's declared duration holds at the stream's frame rate, less
+    the tolerance (0 when either is unknown). A streamed container (matroska, webm) declares
+    no frame count, but its duration still tells a truncated file from a whole one."""
+    rate = float(stream.average_rate or stream.guessed_rate or 0)
+    if stream.duration is not None and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration:
+        seconds = container.duration / 1e6  # av.time_base: microseconds
+    else:
+        return 0
+    expected = round(seconds * rate)
+    return max(0, expected - max(DURATION_TOLERANCE_FRAMES, int(DURATION_TOLERANCE_FRACTION * expected)))
 
 
 def frame_rate(path: Path | str) -> float:
