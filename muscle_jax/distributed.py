@@ -14,21 +14,24 @@ device, each process joins the job (`initialize`):
 On CPUs the processes exchange data through gloo over TCP (`jax_cpu_collectives_implementation`);
 on GPUs through NCCL. Each process reads only the training rows its devices hold
 (`sharding.process_batch_rows`); orbax saves and restores the sharded state from all
-processes, into one checkpoint directory they share; the reports (run.json, metrics,
-results, plots) are written by process 0 alone (`is_primary`).
+processes, into one checkpoint directory they share; process 0 builds the dataset before the
+others open it (`primary_first`); the reports (run.json, metrics, results, plots) are
+written by process 0 alone (`is_primary`). The workdir and the dataset's directory must be
+on a filesystem every process sees.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
 SLURM_TASKS = "SLURM_NTASKS"
+T = TypeVar("T")
 
 
 def slurm_num_tasks() -> int:
@@ -81,6 +84,17 @@ def initialize(coordinator_address: str = "", num_processes: int = 0, process_id
 def is_primary() -> bool:
     """Whether this process writes the job's reports (process 0; the only one of a one-process job)."""
     return jax.process_index() == 0
+
+
+def primary_first(make: Callable[[], T]) -> T:
+    """`make()` in process 0, then in every other process once process 0 is done: for work
+    whose result all of them share on disk, such as building the dataset, which several
+    processes must not write at once."""
+    if jax.process_count() == 1:
+        return make()
+    result = make() if is_primary() else None
+    multihost_utils.sync_global_devices("muscle_jax: process 0 went first")
+    return result if is_primary() else make()
 
 
 def to_host(tree: Any) -> Any:

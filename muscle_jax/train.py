@@ -304,7 +304,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     """Builds the configured dataset if needed, then trains and evaluates all folds; returns results."""
     check_config(config)
     build_start = time.perf_counter()
-    source, info = pipeline.load_source(config.dataset)
+    source, info = distributed.primary_first(lambda: pipeline.load_source(config.dataset))  # built once
     build_s = time.perf_counter() - build_start
     logging.info("dataset ready in %.1f s", build_s)
     return train_and_evaluate_on(config, workdir, source, info, timings={"dataset_s": build_s})

@@ -57,7 +57,9 @@ def _per_fold(results: dict) -> dict:
 
 def test_two_processes_equal_one_and_resume_after_both_are_killed(smoke_dataset, tmp_path):
     reference = _main(tmp_path / "one", smoke_dataset.data_dir, 4)  # one process, the same 4-device mesh
-    first = _two_processes(tmp_path / "two", smoke_dataset.data_dir)
+    # The two processes find no dataset: process 0 builds it while process 1 waits, then both read it.
+    data_dir = str(tmp_path / "tfds")
+    first = _two_processes(tmp_path / "two", data_dir)
     committed = tmp_path / "two" / "checkpoints" / "2" / "commit_success.txt"
     deadline = time.monotonic() + 600
     while not committed.exists() and all(p.poll() is None for p in first) and time.monotonic() < deadline:
@@ -68,7 +70,7 @@ def test_two_processes_equal_one_and_resume_after_both_are_killed(smoke_dataset,
     assert committed.exists(), "the two processes never saved their first checkpoint"
     assert not (tmp_path / "two" / "results.json").exists(), "both processes finished before they were killed"
 
-    second = _two_processes(tmp_path / "two", smoke_dataset.data_dir)
+    second = _two_processes(tmp_path / "two", data_dir)
     (stdout0, log0), (stdout1, log1) = _finish(second[0]), _finish(second[1])
     _finish(reference)
     for process_id, log in enumerate((log0, log1)):
