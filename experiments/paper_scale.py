@@ -20,6 +20,10 @@ Projected, and labelled so (nothing here ran on a GPU):
 - several hosts of `--gpus_per_host` GPUs each: the one-GPU step split evenly over every GPU
   (each fold's batch over the 'data' axis; `gcd(#GPUs, K)` devices on 'fold'), plus a ring
   all-reduce of the fold-stacked gradients over `--interconnect_gbit_s` between hosts.
+These count the model's arithmetic only. With `--input_participants=N` the input pipeline is
+measured too, on the config's dataset cut to N participants (records of the same form: the
+same frame, mask and ROI sizes; built on first use): the records per second one process reads
+with `train.input_threads` threads, against the records per second each projection needs.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ from absl import flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from muscle_jax import cli, runtime, sharding, train  # noqa: E402
-from muscle_jax.data import ultrasound_states  # noqa: E402
+from muscle_jax import folds as folds_lib  # noqa: E402
+from muscle_jax.data import pipeline, ultrasound_states  # noqa: E402
 from muscle_jax.runtime import machine  # noqa: E402
 
 
@@ -56,6 +61,9 @@ def define_flags() -> None:
     flags.DEFINE_multi_integer("hosts", [1, 2, 4], "Host counts of the several-hosts projection.")
     flags.DEFINE_integer("gpus_per_host", 4, "GPUs per host in the several-hosts projection.")
     flags.DEFINE_float("interconnect_gbit_s", 100.0, "Host-to-host bandwidth assumed for the all-reduce, Gbit/s.")
+    flags.DEFINE_integer("input_participants", 0, "Also measure the input pipeline on the dataset cut to this many "
+                         "participants (0: not measured).")
+    flags.DEFINE_integer("input_steps", 10, "Batches timed for the input pipeline (after 2 untimed).")
     flags.DEFINE_string("json", "", "Also write the figures to this JSON file.")
     flags.mark_flags_as_required(["config"])
 
@@ -104,6 +112,31 @@ def measure_step(config, rt: runtime.Runtime, num_folds: int, image_shape, num_t
     }
 
 
+def input_pipeline_rate(config, num_participants: int, steps: int) -> dict:
+    """Records per second of the training batches of the config's dataset cut to
+    `num_participants` (same record form), read by one process with `train.input_threads`."""
+    dataset_config = config.dataset.copy_and_resolve_references()
+    with dataset_config.unlocked():
+        dataset_config.phantom_overrides = {**dict(config.dataset.phantom_overrides), "num_participants": num_participants}
+    start = time.perf_counter()
+    source, info = pipeline.load_source(dataset_config)
+    ready_s = time.perf_counter() - start
+    index = pipeline.read_index(source, tuple(config.dataset.targets))
+    folds = folds_lib.make_folds(index.groups("participant"), "participant", 0, 0)
+    stats = pipeline.label_stats(index.targets_NxT, folds.train_KxN)
+    batches = pipeline.train_batches(source, index, folds.train_KxN, stats, config.train.batch_size, config.seed,
+                                     0, steps + 2, config.train.input_threads, config.dataset.frame_stack)
+    for _ in range(2):
+        batch = next(batches)
+    start = time.perf_counter()
+    for _ in range(steps):
+        batch = next(batches)
+    seconds = time.perf_counter() - start
+    records = steps * int(np.prod(batch["image"].shape[:2]))
+    return {"dataset": info.full_name, "dataset_ready_s": ready_s, "input_threads": config.train.input_threads,
+            "records_per_s": records / seconds, "batch_shape": list(batch["image"].shape)}
+
+
 def model_flops_per_step(config, rt: runtime.Runtime, num_folds: int, image_shape, num_targets: int) -> float:
     """XLA's FLOP count of the K-fold step with direct convolutions (one fold's × K)."""
     state = train.build_state(config, rt.replace(conv="xla"), num_targets, 1, image_shape,
@@ -143,6 +176,7 @@ def projections(measured: dict, flops_per_step: float, num_steps: int, num_folds
 
 def summary(results: dict) -> list[str]:
     measured, projected = results["measured"], results["projected"]
+    records_per_step = results["num_folds"] * results["batch_size"]
     lines = [
         f"machine: {results['machine']['cpu_model']} ({results['machine']['cpu_count']} cores), jax "
         f"{results['machine']['jax']} on {results['machine']['backend']}; load average "
@@ -158,13 +192,21 @@ def summary(results: dict) -> list[str]:
         f"whole run ({results['num_steps']} steps) on this machine: {projected['this_machine_run_h']:.0f} h "
         f"({projected['this_machine_run_h'] / 24:.1f} days), training alone",
         f"PROJECTED (not measured) at {projected['gpu_utilisation_assumed']:.0%} of the datasheet's dense "
-        f"peak, all-reduce over {projected['interconnect_gbit_s_assumed']:.0f} Gbit/s:",
+        f"peak, all-reduce over {projected['interconnect_gbit_s_assumed']:.0f} Gbit/s, model arithmetic only "
+        f"({records_per_step} records per step):",
     ]
     for entry, gpu in projected["gpus"].items():
         several = "; ".join(f"{name} GPUs {p['step_s'] * 1e3:.0f} ms/step ({p['all_reduce_s'] * 1e3:.0f} ms all-reduce) "
                             f"{p['run_h'] * 60:.0f} min" for name, p in gpu["several_hosts"].items())
         lines.append(f"  {entry}: {gpu['datasheet_peak_flops_per_s'] / 1e12:.0f} TFLOP/s → one GPU "
-                     f"{gpu['step_s'] * 1e3:.0f} ms/step, run {gpu['run_h'] * 60:.0f} min; {several}")
+                     f"{gpu['step_s'] * 1e3:.0f} ms/step ({records_per_step / gpu['step_s']:,.0f} records/s), run "
+                     f"{gpu['run_h'] * 60:.0f} min; {several}")
+    if "input_pipeline" in results:
+        pipe = results["input_pipeline"]
+        lines.append(f"input pipeline (measured, {pipe['dataset']}, {pipe['input_threads']} threads, one process): "
+                     f"{pipe['records_per_s']:,.0f} records/s → at least {records_per_step / pipe['records_per_s']:.2f} s "
+                     f"per step for reading alone, {records_per_step / pipe['records_per_s'] * results['num_steps'] / 3600:.1f} h "
+                     f"for the run, unless more threads or processes read")
     return lines
 
 
@@ -185,6 +227,8 @@ def main(argv: list[str]) -> None:
         "runtime": rt.to_json(), "model_flops_per_step": flops, "measured": measured,
         "projected": projections(measured, flops, config.train.num_steps, num_folds, FLAGS.gpu_utilisation, FLAGS.hosts, FLAGS.gpus_per_host, FLAGS.interconnect_gbit_s),
     }
+    if FLAGS.input_participants:
+        results["input_pipeline"] = input_pipeline_rate(config, FLAGS.input_participants, FLAGS.input_steps)
     results["load_average_end"] = os.getloadavg()
     print("\n".join(summary(results)))
     if FLAGS.json:

@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from submitit.core import utils as submitit_utils
+from submitit.slurm.test_slurm import mocked_slurm  # submitit's own stand-in for sbatch and sacct
 
-from muscle_jax import sweeps
+from muscle_jax import sweep_launch, sweeps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -132,11 +134,6 @@ def _sweep_module():
 
 
 def test_a_slurm_sweep_is_one_job_array_with_the_resources_asked_and_is_not_submitted_twice(tmp_path):
-    from submitit.core import utils as submitit_utils
-    from submitit.slurm.test_slurm import mocked_slurm  # submitit's own stand-in for sbatch and sacct
-
-    from muscle_jax import sweep_launch
-
     sweep_cli = _sweep_module()
     sweep = sweeps.load_sweep(_write_sweep(tmp_path, 'RUNS = [{}, {"model.hidden": 8}]\n'))
     directory = tmp_path / "runs" / sweep.name
