@@ -30,7 +30,9 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-SLURM_TASKS = "SLURM_NTASKS"
+# Tasks of the job step `srun` started (the batch script itself is a step of one task); the
+# job's task count where a SLURM version does not set it.
+SLURM_TASKS = ("SLURM_STEP_NUM_TASKS", "SLURM_NTASKS")
 T = TypeVar("T")
 
 
@@ -38,10 +40,13 @@ def slurm_num_tasks() -> int:
     """The number of tasks of the SLURM job step this process belongs to (0 outside SLURM)."""
     if "SLURM_JOB_ID" not in os.environ:
         return 0
+    name = next((name for name in SLURM_TASKS if name in os.environ), None)
+    if name is None:
+        return 1
     try:
-        return int(os.environ.get(SLURM_TASKS, "1"))
+        return int(os.environ[name])
     except ValueError:
-        raise ValueError(f"{SLURM_TASKS} is {os.environ[SLURM_TASKS]!r}, not a number of tasks") from None
+        raise ValueError(f"{name} is {os.environ[name]!r}, not a number of tasks") from None
 
 
 def check_arguments(coordinator_address: str, num_processes: int, process_id: int) -> None:

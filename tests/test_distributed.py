@@ -89,11 +89,26 @@ def test_two_processes_equal_one_and_resume_after_both_are_killed(smoke_dataset,
     assert len(steps_two) == NUM_STEPS and steps_two == steps_one  # each step once, each fold's loss equal
 
 
-def test_a_half_described_job_is_refused_naming_the_missing_flags():
+def test_a_half_described_job_is_refused_naming_the_missing_flags(monkeypatch):
     with pytest.raises(ValueError, match="missing --num_processes, --process_id"):
         distributed.check_arguments("127.0.0.1:1234", 0, -1)
     with pytest.raises(ValueError, match="<host>:<port>"):
         distributed.check_arguments("127.0.0.1", 2, 0)
     with pytest.raises(ValueError, match=r"--process_id must be in \[0, --num_processes=2\)"):
         distributed.check_arguments("127.0.0.1:1234", 2, 2)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     assert distributed.initialize() is False  # no job described, not under SLURM: one process
+
+
+def test_a_slurm_step_of_several_tasks_is_a_multi_process_job_and_one_task_is_not(monkeypatch):
+    for name in ("SLURM_JOB_ID", "SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"):
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.slurm_num_tasks() == 0
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    assert distributed.slurm_num_tasks() == 8
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")  # the batch script itself, not an `srun` step
+    assert distributed.slurm_num_tasks() == 1 and distributed.initialize() is False
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "eight")
+    with pytest.raises(ValueError, match="SLURM_STEP_NUM_TASKS is 'eight'"):
+        distributed.slurm_num_tasks()
