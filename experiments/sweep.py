@@ -128,6 +128,8 @@ def launch_slurm(runs: list[sweeps.Run], directory: Path, config: str, max_paral
 
 def main(argv: list[str]) -> None:
     FLAGS = flags.FLAGS
+    if FLAGS.max_parallel < 1:
+        raise ValueError(f"--max_parallel must be >= 1, got {FLAGS.max_parallel}")
     sweep = sweeps.load_sweep(FLAGS.sweep)
     sweeps.validate(sweep, sweeps.load_config(FLAGS.config))
     directory = Path(FLAGS.root).resolve() / sweep.name

@@ -63,4 +63,7 @@ def describe() -> dict[str, Any]:
 def one_line() -> str:
     """`describe()` as one line for logs and reports."""
     info = describe()
-    return f"{info['cpu_model']}, {info['cpu_count']} cores, jax {info['jax']} on {info['backend']}"
+    line = f"{info['cpu_model']}, {info['cpu_count']} cores, jax {info['jax']} on {info['backend']}"
+    if info["backend"] != "cpu":  # the accelerator's own name, e.g. 'NVIDIA H200 ×1'
+        line += " (" + ", ".join(f"{kind} ×{info['devices'].count(kind)}" for kind in dict.fromkeys(info["devices"])) + ")"
+    return line
