@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from muscle_jax import cli, sweep_launch, sweeps  # noqa: E402
+from muscle_jax.data import pipeline  # noqa: E402
 
 RUN_FILE = "sweep_run.json"  # what the sweep asked of a run directory, checked on every rerun
 SUBMITIT_DIR = "submitit"  # under <root>/<sweep>: submitit's job files and logs
@@ -99,6 +100,23 @@ def runs_to_launch(sweep: sweeps.Sweep, directory: Path, config: str, launch: st
     return todo
 
 
+def build_datasets(configs: list) -> None:
+    """Builds, one at a time, each dataset the runs will read (a relative `dataset.data_dir`
+    is the repository's, where the runs start), so that runs started together never build
+    one dataset at once."""
+    built = set()
+    for config in configs:
+        dataset = config.dataset.copy_and_resolve_references()
+        with dataset.unlocked():
+            dataset.data_dir = str(REPO / Path(dataset.data_dir).expanduser())  # an absolute path stays itself
+        builder = pipeline.builder_from_config(dataset)
+        if (builder.data_dir, builder.builder_config.name) not in built:
+            print(f"dataset {builder.builder_config.name} in {dataset.data_dir}: built before the runs start "
+                  "(if it is not yet)", flush=True)
+            pipeline.load_source(dataset)
+            built.add((builder.data_dir, builder.builder_config.name))
+
+
 def launch_local(runs: list[sweeps.Run], directory: Path, config: str, max_parallel: int) -> None:
     executor = sweep_launch.make_executor("local", directory / SUBMITIT_DIR, directory.name, max_parallel)
     workdirs = [directory / run.name for run in runs]
@@ -131,7 +149,7 @@ def main(argv: list[str]) -> None:
     if FLAGS.max_parallel < 1:
         raise ValueError(f"--max_parallel must be >= 1, got {FLAGS.max_parallel}")
     sweep = sweeps.load_sweep(FLAGS.sweep)
-    sweeps.validate(sweep, sweeps.load_config(FLAGS.config))
+    configs = sweeps.validate(sweep, sweeps.load_config(FLAGS.config))
     directory = Path(FLAGS.root).resolve() / sweep.name
     started = time.perf_counter()
     if FLAGS.launch == "print" and not FLAGS.collect:
@@ -139,6 +157,8 @@ def main(argv: list[str]) -> None:
             print(shlex.join(command(FLAGS.config, directory / run.name, run)))
     elif not FLAGS.collect:
         runs = runs_to_launch(sweep, directory, FLAGS.config, FLAGS.launch)
+        if runs:
+            build_datasets([configs[run.name] for run in runs])
         if FLAGS.launch == "local" and runs:
             launch_local(runs, directory, FLAGS.config, FLAGS.max_parallel)
         elif FLAGS.launch == "slurm" and runs:

@@ -70,15 +70,16 @@ def test_misspelled_fields_and_wrong_types_fail_before_any_run(tmp_path):
     sweeps.validate(fine, base)
 
 
-def test_a_sweep_runs_in_parallel_skips_finished_runs_and_compares_with_the_baseline(smoke_dataset, tmp_path):
+def test_a_sweep_runs_in_parallel_skips_finished_runs_and_compares_with_the_baseline(tmp_path):
     path = _write_sweep(tmp_path, (
-        f'FIXED = {{"dataset.data_dir": {smoke_dataset.data_dir!r}, "eval.plots": False}}\n'
+        f'FIXED = {{"dataset.data_dir": {str(tmp_path / "tfds")!r}, "eval.plots": False}}\n'
         'RUNS = [{}, {"model.hidden": 8}]\n'
     ))
     command = [sys.executable, "experiments/sweep.py", "--config=configs/smoke.py", f"--sweep={path}",
                f"--root={tmp_path / 'runs'}", "--launch=local", "--max_parallel=2"]
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-4000:]
+    assert first.stdout.count("built before the runs start") == 1  # one dataset, built once, before both runs
     directory = tmp_path / "runs" / "my_sweep"
     results_file = directory / "hidden=8" / "results.json"
     finished_at = results_file.stat().st_mtime_ns
