@@ -2,8 +2,10 @@
 model; meant for an accelerator.
 
 Run:      python -m muscle_jax.main --config=configs/paper.py --workdir=runs/paper
-Time:     not measured on a GPU yet (no accelerator was available to the session that wrote it);
-          on a 2-core CPU it is impractical (hours).
+Time:     not measured on a GPU yet (no accelerator has been lent); on the 2-core CPU one step
+          took 140–163 s under other jobs' load (60–66 s of CPU time), weeks for the 20,000 steps;
+          on one H100/H200 the arithmetic is projected at minutes and reading the data at
+          hours (docs/scaling.md, `python experiments/paper_scale.py --config=configs/paper.py`).
 Expected: held-out R² per target at least the default's; compare in kind with the study's RMSE
           (angle 0.022°, EMG 0.0001 V, torque 0.256 N·m), which came from real recordings.
 """

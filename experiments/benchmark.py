@@ -7,7 +7,9 @@ The step is the one training runs (`train.per_fold_train_step`, with the config'
 augmentation: configs/benchmark.py turns it off, as the PyTorch reference has none), under the
 runtime the config's `runtime` section resolves to (`muscle_jax/runtime`). Measures, in one
 process and one after another (so they share the machine's load):
-- the machine's peak: an n×n @ n×n float32 matmul probe;
+- the machine's peak: an n×n @ n×n matmul probe in the compute dtype (`runtime.compute_dtype`),
+  and, on a device whose datasheet peak is known (NVIDIA H100, H200:
+  `runtime.machine.DATASHEET_PEAKS`), each step's model FLOP utilisation against it;
 - `single`: one model (the fold-stacked step with K = 1);
 - `folds_vmapped` (and `folds_unroll`, ...): K fold models in one jitted step, for each
   `benchmark.fold_executions` entry (`runtime.fold_execution`: 'vmap' batches the folds,
@@ -18,7 +20,7 @@ process and one after another (so they share the machine's load):
 - `single_by_compiler_options`: the single model compiled with each `benchmark.
   compiler_option_variants` entry (the XLA CPU options lever, `muscle_jax/runtime/xla_cpu.py`),
   and `folds_unroll_by_compiler_options` (etc.): the K-fold programs with each `benchmark.
-  fold_compiler_option_variants` entry;
+  fold_compiler_option_variants` entry (on a CPU only: the options are XLA CPU's);
 - `input_pipeline`: batches from the configured tfds dataset through grain, without a model;
 - with --torch_python, `pytorch_reference`: the same network and step in PyTorch
   (experiments/pytorch_reference.py) run in that interpreter with the same allocator setting
@@ -33,7 +35,8 @@ Each step measurement: compile time, warm-up steps (excluded), `repeats` timed s
 examples/s as median, min and max over the repeats; process CPU seconds per example (a
 figure less sensitive than wall time to other processes on a shared machine); model FLOPs
 per example from XLA's cost analysis; achieved FLOP/s (model FLOPs × examples/s) and its
-fraction of the measured matmul peak; memory from XLA's memory analysis and the process's
+fraction of the measured matmul peak (and of the datasheet peak where known: the model FLOP
+utilisation); memory from XLA's memory analysis and the process's
 peak RSS. The model's FLOPs are those of its step with direct convolutions (runtime.conv
 'xla'), whatever formulation runs it: Winograd computes the same function with fewer
 multiplications, and counting those would make the faster step look less efficient. Each
@@ -139,19 +142,31 @@ def throughput(wall_s: list[float], cpu_s: list[float], examples_per_call: int) 
     }
 
 
-def matmul_peak(n: int, repeats: int) -> dict[str, float]:
-    """Best and median FLOP/s of a jitted float32 n×n @ n×n matmul: the machine's measured peak.
+def matmul_peak(n: int, repeats: int, dtype=jnp.float32) -> dict[str, float]:
+    """Best and median FLOP/s of a jitted n×n @ n×n matmul in `dtype`: the machine's measured peak.
 
     Timed with XLA's default options and with the tuned ones; the faster sets the peak.
     """
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+    b = jax.random.normal(jax.random.key(1), (n, n), dtype)
     wall: list[float] = []
     for options in ({}, xla_cpu.compiler_options()):
         matmul = jax.jit(jnp.matmul, compiler_options=options or None)
         wall += timed_repeats(lambda: matmul(a, b).block_until_ready(), 2, max(repeats, 5)).wall_s
     flops = 2.0 * n**3
-    return {"flops_per_s": flops / min(wall), "flops_per_s_median": flops / statistics.median(wall), "n": n}
+    return {"flops_per_s": flops / min(wall), "flops_per_s_median": flops / statistics.median(wall), "n": n,
+            "dtype": jnp.dtype(dtype).name}
+
+
+def add_datasheet_fractions(results: dict[str, Any], datasheet_flops_per_s: float) -> None:
+    """Every step measurement's achieved model FLOP/s as a fraction of the datasheet peak
+    (model FLOP utilisation), in place."""
+    for value in results.values():
+        if isinstance(value, dict):
+            if "achieved_flops_per_s" in value:
+                value["fraction_of_datasheet_peak"] = value["achieved_flops_per_s"] / datasheet_flops_per_s
+            else:
+                add_datasheet_fractions(value, datasheet_flops_per_s)
 
 
 def memory_figures(compiled) -> dict[str, int]:
@@ -430,10 +445,11 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         "image_hw": list(bench.image_hw),
         "num_targets": bench.num_targets,
     }
-    peak = matmul_peak(bench.peak_matmul_size, bench.repeats)
+    peak = matmul_peak(bench.peak_matmul_size, bench.repeats, rt.dtype)
     results["peak_flops_per_s"] = peak["flops_per_s"]
     results["peak_probe"] = peak
-    logging.info("matmul peak %.1f GFLOP/s", peak["flops_per_s"] / 1e9)
+    results["datasheet_peak"] = machine.datasheet_peak(jax.devices()[0].device_kind, rt.compute_dtype)
+    logging.info("matmul peak %.1f GFLOP/s (%s)", peak["flops_per_s"] / 1e9, peak["dtype"])
 
     single_rt = rt.replace(fold_execution="vmap")  # K = 1: one model, compiled with single-model options
     single = StepBench(config, single_rt, 1)
@@ -458,9 +474,10 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         del other
         gc.collect()  # dead arrays go before the next program allocates its own
 
-    # The single model compiled with each set of XLA options (the compiler-options lever, same run).
+    # The single model compiled with each set of XLA options (the compiler-options lever, same
+    # run); the options are XLA CPU's, so elsewhere there is no lever to measure.
     results["single_by_compiler_options"] = {"tuned": results["single"]}
-    for name in bench.compiler_option_variants:
+    for name in bench.compiler_option_variants if rt.backend == "cpu" else ():
         options = compiler_option_variant(name)
         if options == xla_cpu.compiler_options():
             continue
@@ -503,7 +520,7 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         key = f"folds_{'vmapped' if execution == 'vmap' else execution}"
         tuned = xla_cpu.compiler_options(unrolled_folds=execution == "unroll")
         results[f"{key}_by_compiler_options"] = {}
-        for name in ("tuned", *bench.fold_compiler_option_variants):
+        for name in ("tuned", *(bench.fold_compiler_option_variants if rt.backend == "cpu" else ())):
             options = compiler_option_variant(name, tuned)
             if name != "tuned" and options == tuned:
                 continue
@@ -525,6 +542,8 @@ def run_benchmark(config, torch_python: str = "") -> dict[str, Any]:
         results["pytorch_reference_other_allocator"] = {**other, **jax_over_pytorch(results["single"], other)}
     results["input_pipeline"] = input_pipeline_figures(config)
     results["load_average_end"] = os.getloadavg()
+    if results["datasheet_peak"]:
+        add_datasheet_fractions(results, results["datasheet_peak"]["flops_per_s"])
     return results
 
 
@@ -555,12 +574,20 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         f"{'huge pages (glibc.malloc.hugetlb=1)' if results['huge_pages'] else 'glibc default'}; "
         f"free page reporting {results['machine']['free_page_reporting'] or 'none'} (column 'reclaimed': timed "
         "steps during which the kernel handed freed memory to the VM's host; re-faulting much of it slows a step)",
-        f"matmul peak {peak / 1e9:.1f} GFLOP/s; model {results['model_flops_per_example'] / 1e9:.3f} GFLOP per example "
+        f"devices {', '.join(sorted(set(results['machine']['devices'])))}; compute dtype "
+        f"{results['runtime']['compute_dtype']}; the fold execution training picks here: "
+        f"{results['runtime']['fold_execution']} ({results['runtime']['chosen_by'].get('fold_execution')})",
+        f"matmul peak {peak / 1e9:.1f} GFLOP/s ({results['peak_probe']['dtype']}); model "
+        f"{results['model_flops_per_example'] / 1e9:.3f} GFLOP per example "
         f"(forward + backward + update, direct convolutions; XLA counts "
         f"{results['single']['executed_flops_per_example'] / 1e9:.3f} for runtime.conv {results['runtime']['conv']!r})",
-        f"{'measurement':{width}s} {'examples/s':>10s} {'[min – max]':>16s} {'mean':>6s} {'CPU ms/ex':>9s} "
-        f"{'GFLOP/s':>8s} {'of peak':>7s} {'compile s':>9s} {'reclaimed':>9s}",
     ]
+    datasheet = results.get("datasheet_peak")
+    if datasheet:
+        lines.append(f"datasheet peak ({datasheet['entry']}, {results['runtime']['compute_dtype']}, dense): "
+                     f"{datasheet['flops_per_s'] / 1e12:.1f} TFLOP/s; column 'MFU': model FLOP/s over it")
+    lines.append(f"{'measurement':{width}s} {'examples/s':>10s} {'[min – max]':>16s} {'mean':>6s} {'CPU ms/ex':>9s} "
+                 f"{'GFLOP/s':>8s} {'of peak':>7s} {'compile s':>9s} {'reclaimed':>9s}" + (f" {'MFU':>7s}" if datasheet else ""))
     for key, value in rows.items():
         if isinstance(value, dict) and "skipped" in value:
             lines.append(f"{key:{width}s} skipped: {value['skipped']}")
@@ -571,6 +598,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                 f"{value['examples_per_s_mean']:6.1f} "
                 f"{value['cpu_s_per_example'] * 1e3:9.1f} {value['achieved_flops_per_s'] / 1e9:8.1f} "
                 f"{value['fraction_of_peak']:7.1%} {value['compile_s']:9.1f} {reclaimed_steps(value):>9s}"
+                + (f" {value['fraction_of_datasheet_peak']:7.2%}" if datasheet else "")
             )
     for key in ("pytorch_reference", "pytorch_reference_other_allocator"):
         if key not in results:

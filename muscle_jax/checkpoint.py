@@ -5,7 +5,8 @@ no saving because batches are a pure function of the step (see data/pipeline.py)
 
 Every checkpoint carries, in orbax's custom metadata, a SHA-256 digest of each part of the
 state (`params`, `opt_state`, `step`: dtype, shape and bytes of every array, in tree order),
-taken from the arrays being saved. A restore recomputes the digests of what it read and
+taken from the arrays being saved (gathered from every process of a multi-process job). A
+restore recomputes the digests of what it read and
 compares: a checkpoint that cannot be read (truncated, missing files) or whose contents
 differ from what was saved (a flipped byte) is damaged. The latest intact checkpoint is
 used, with a warning naming each damaged one and what failed; a damaged checkpoint newer
@@ -25,6 +26,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import serialization
+
+from muscle_jax import distributed
 
 DIGESTS_KEY = "muscle_jax_sha256"
 DAMAGED_DIR = "checkpoints_damaged"
@@ -47,7 +50,7 @@ def digests(state: Any) -> dict[str, str]:
     result = {}
     for name in sorted(parts):
         hasher = hashlib.sha256()
-        for leaf in jax.tree.leaves(jax.device_get(parts[name])):
+        for leaf in jax.tree.leaves(distributed.to_host(parts[name])):
             array = np.asarray(leaf)
             hasher.update(f"{array.dtype.str}{array.shape}".encode())
             hasher.update(np.ascontiguousarray(array).tobytes())
@@ -123,14 +126,16 @@ def restore_latest(checkpoints: ocp.CheckpointManager, like_state: Any) -> tuple
         return None
     state, step, damaged = found
     if damaged:
-        quarantine = Path(checkpoints.directory).parent / DAMAGED_DIR
-        quarantine.mkdir(exist_ok=True)
-        for bad_step, _ in damaged:
-            target = quarantine / str(bad_step)
-            if target.exists():
-                shutil.rmtree(target)
-            shutil.move(str(Path(checkpoints.directory) / str(bad_step)), target)
-            logging.warning("moved the damaged checkpoint of step %d to %s", bad_step, target)
+        if distributed.is_primary():  # one process moves the shared folders; the others wait for it
+            quarantine = Path(checkpoints.directory).parent / DAMAGED_DIR
+            quarantine.mkdir(exist_ok=True)
+            for bad_step, _ in damaged:
+                target = quarantine / str(bad_step)
+                if target.exists():
+                    shutil.rmtree(target)
+                shutil.move(str(Path(checkpoints.directory) / str(bad_step)), target)
+                logging.warning("moved the damaged checkpoint of step %d to %s", bad_step, target)
+        distributed.barrier("muscle_jax: damaged checkpoints moved aside")
         checkpoints.reload()
     return state, step
 

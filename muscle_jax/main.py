@@ -11,7 +11,7 @@ from pathlib import Path
 from absl import flags
 from ml_collections import config_flags
 
-from muscle_jax import cli, train
+from muscle_jax import cli, distributed, train
 
 
 def define_flags() -> None:
@@ -20,11 +20,18 @@ def define_flags() -> None:
     flags.DEFINE_boolean("resume_with_changed_config", False,
                          "Continue from the workdir's checkpoints although they were trained with another config.")
     flags.mark_flags_as_required(["config", "workdir"])
+    # One job over several processes (muscle_jax/distributed.py, docs/scaling.md); under SLURM
+    # with several tasks these are read from SLURM's variables instead.
+    flags.DEFINE_string("coordinator_address", "", "Multi-process job: <host>:<port> of process 0's coordinator.")
+    flags.DEFINE_integer("num_processes", 0, "Multi-process job: how many processes run it.")
+    flags.DEFINE_integer("process_id", -1, "Multi-process job: this process's rank, 0 … num_processes − 1.")
 
 
 def main(argv: list[str]) -> None:
-    train.train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir, flags.FLAGS.resume_with_changed_config)
-    print((Path(flags.FLAGS.workdir) / "results.md").read_text())
+    distributed.initialize(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes, flags.FLAGS.process_id)
+    results = train.train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir, flags.FLAGS.resume_with_changed_config)
+    if results is not None:  # process 0 of a multi-process job, or the only process
+        print((Path(flags.FLAGS.workdir) / "results.md").read_text())
 
 
 if __name__ == "__main__":

@@ -12,10 +12,12 @@ Multi-host: every host runs the same program and calls, before anything else tou
 
     jax.distributed.initialize()  # or with coordinator_address=, num_processes=, process_id=
 
-(on Cloud TPU and under SLURM/Open MPI the arguments are found automatically). `jax.devices()`
-then lists every host's devices, `make_mesh` builds one global mesh, and each host passes its
-own slice of the batch to `shard_batch`, which assembles the global array from the
-hosts' local data (`jax.make_array_from_process_local_data`).
+(on Cloud TPU and under SLURM/Open MPI the arguments are found automatically;
+`muscle_jax.distributed` does this for `python -m muscle_jax.main`). `jax.devices()` then
+lists every host's devices, `make_mesh` builds one global mesh with each process's devices
+side by side, each process reads only the block of a batch its devices hold
+(`process_batch_rows`) and passes it to `shard_batch`, which assembles the global array from
+the processes' blocks (`jax.make_array_from_process_local_data`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def make_mesh(num_folds: int, devices: Sequence[jax.Device] | None = None) -> Me
     The fold axis gets gcd(#devices, num_folds) devices so that the folds split evenly;
     the data axis gets the rest.
     """
-    devices = list(jax.devices() if devices is None else devices)
+    # Each process's devices side by side, so that a process holds one block of the mesh.
+    devices = sorted(jax.devices() if devices is None else devices, key=lambda d: (d.process_index, d.id))
     if num_folds < 1:
         raise ValueError(f"num_folds must be at least 1, got {num_folds}")
     fold_size = math.gcd(len(devices), num_folds)
@@ -63,8 +66,18 @@ def fold_state_shardings(state: Any, mesh: Mesh) -> Any:
 
 
 def shard_fold_state(state: Any, mesh: Mesh) -> Any:
-    """The fold-stacked state placed on `mesh` (axis 0 over 'fold')."""
-    return jax.device_put(state, fold_state_shardings(state, mesh))
+    """The fold-stacked state placed on `mesh` (axis 0 over 'fold').
+
+    With several processes, every process holds the same whole state (initialisation is a
+    pure function of the seed) and keeps the blocks its own devices hold.
+    """
+    shardings = fold_state_shardings(state, mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(state, shardings)
+    return jax.tree.map(
+        lambda leaf, where: jax.make_array_from_callback(np.shape(leaf), where, lambda index: np.asarray(leaf[index])),
+        state, shardings,
+    )
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -72,11 +85,27 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(FOLD_AXIS, DATA_AXIS))
 
 
-def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+def process_batch_rows(mesh: Mesh, num_folds: int, batch_size: int) -> tuple[slice, slice]:
+    """The block (folds, examples) of a [K, B, ...] batch that this process's devices hold:
+    all of it with one process; with several, the rows it must read (and no others)."""
+    indices = batch_sharding(mesh).addressable_devices_indices_map((num_folds, batch_size))
+    block = []
+    for axis, size in enumerate((num_folds, batch_size)):
+        ranges = {index[axis].indices(size)[:2] for index in indices.values()}
+        start, stop = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        if sum(b - a for a, b in ranges) != stop - start:  # make_mesh keeps a process's devices together
+            raise ValueError(f"this process's devices hold a non-contiguous part of batch axis {axis}: {sorted(ranges)}")
+        block.append(slice(start, stop))
+    return block[0], block[1]
+
+
+def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh, global_KxB: tuple[int, int] | None = None
+                ) -> dict[str, jax.Array]:
     """A batch dict of [K, B, ...] arrays placed on `mesh`.
 
-    On one host the arrays are the whole batch. With several hosts each passes the rows of
-    the data axis that its devices hold (its slice of B, all K) and gets the global array.
+    With one process the arrays are the whole batch. With several, each passes the block its
+    devices hold (`process_batch_rows`) and the whole batch's (K, B) as `global_KxB`, and
+    gets the global array.
     """
     sharding = batch_sharding(mesh)
     data_size = mesh.shape[DATA_AXIS]
@@ -92,5 +121,8 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
                 )
             placed[name] = jax.device_put(array_KxBx_, sharding)
         else:
-            placed[name] = jax.make_array_from_process_local_data(sharding, np.asarray(array_KxBx_))
+            if global_KxB is None:
+                raise ValueError("with several processes, shard_batch needs the whole batch's (K, B) as global_KxB")
+            placed[name] = jax.make_array_from_process_local_data(
+                sharding, np.asarray(array_KxBx_), (*global_KxB, *np.shape(array_KxBx_)[2:]))
     return placed

@@ -120,9 +120,11 @@ def load_config(config_arg: str) -> ml_collections.ConfigDict:
     return module.get_config(mode) if mode else module.get_config()
 
 
-def validate(sweep: Sweep, base: ml_collections.ConfigDict) -> None:
+def validate(sweep: Sweep, base: ml_collections.ConfigDict) -> dict[str, ml_collections.ConfigDict]:
     """Applies every run's overrides to a copy of the locked base config, so that a misspelled
-    field or a value of the wrong type fails before any run starts."""
+    field or a value of the wrong type fails before any run starts; returns each run's config
+    by run name."""
+    configs = {}
     for run in sweep.runs:
         config = ml_collections.ConfigDict(base.to_dict())
         config.lock()
@@ -138,6 +140,8 @@ def validate(sweep: Sweep, base: ml_collections.ConfigDict) -> None:
             except (KeyError, AttributeError, TypeError) as error:
                 raise ValueError(f"{sweep.path}: run {run.name!r}: cannot set config field {key!r} to {value!r} "
                                  f"({type(error).__name__}: {error})") from error
+        configs[run.name] = config
+    return configs
 
 
 # ---------------------------------------------------------------------------- comparing runs

@@ -9,6 +9,7 @@ loop, evaluation, then `train_and_evaluate`, the whole job. How this machine run
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import statistics
 import time
@@ -22,7 +23,8 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from muscle_jax import augment, checkpoint, evaluate, metric_writer, optimizer, report, runtime, sharding, validation
+from muscle_jax import (augment, checkpoint, distributed, evaluate, metric_writer, optimizer, report, runtime, sharding,
+                        validation)
 from muscle_jax import folds as folds_lib
 from muscle_jax import workdir as workdir_lib
 from muscle_jax.data import pipeline
@@ -97,7 +99,7 @@ def step_timer(config: ml_collections.ConfigDict, num_targets: int, num_folds: i
     batch = sharding.shard_batch({
         "image": rng.integers(0, 256, (num_folds, batch_size, *image_shape), dtype=np.uint8),
         "targets": rng.standard_normal((num_folds, batch_size, num_targets)).astype(np.float32),
-    }, mesh)
+    }, mesh, (num_folds, batch_size))
     fold_indices = jnp.arange(num_folds)
     programs: dict[tuple, list] = {}
 
@@ -160,9 +162,11 @@ def train_folds(
         state, start_step = restored
         logging.info("resumed from the checkpoint at step %d", start_step)
     num_steps = config.train.num_steps
+    global_KxB = (folds.num_folds, config.train.batch_size)
     batches = pipeline.train_batches(
         source, index, folds.train_KxN, stats, config.train.batch_size, config.seed,
         start_step, num_steps, config.train.input_threads, config.dataset.frame_stack,
+        rows=sharding.process_batch_rows(mesh, *global_KxB),  # this process's block only
     )
     logging.info("%d folds on a %s device mesh %s, fold axis executed by %s",
                  folds.num_folds, rt.backend, dict(mesh.shape), rt.fold_execution)
@@ -176,13 +180,15 @@ def train_folds(
 
     def record(step: int, metrics_K) -> None:
         """Reads one step's metrics from the device, checks them, writes and logs them."""
+        metrics_K = distributed.to_host(metrics_K)
         losses_K, grad_norms_K = np.asarray(metrics_K["loss"]), np.asarray(metrics_K["grad_norm"])
         optimizer.check_finite_loss(losses_K, step, fold_names)
         optimizer.check_finite_loss(grad_norms_K, step, fold_names, what="gradient norm")
         scalars = {"loss": float(losses_K.mean()), "grad_norm": float(grad_norms_K.mean()),
                    "learning_rate": float(schedule(step - 1))}
         scalars.update({f"loss/fold{k}": float(v) for k, v in enumerate(losses_K)})
-        writer.write(step, scalars)
+        if writer is not None:  # process 0 writes the job's metrics
+            writer.write(step, scalars)
         window["steps"] += 1
         if step % config.train.log_every == 0 or step == num_steps:
             elapsed = time.perf_counter() - window["start"]
@@ -193,10 +199,11 @@ def train_folds(
             window.update(start=time.perf_counter(), steps=0)
 
     pending = None  # (step, metrics) of the step before the one just dispatched
-    with metric_writer.MetricWriter(workdir, start_step) as writer:
+    writing = metric_writer.MetricWriter(workdir, start_step) if distributed.is_primary() else contextlib.nullcontext()
+    with writing as writer:
         try:
             for step in range(start_step, num_steps):
-                batch = sharding.shard_batch(next(batches), mesh)
+                batch = sharding.shard_batch(next(batches), mesh, global_KxB)
                 if step == start_step:
                     compile_start = time.perf_counter()
                     step_fn = step_fn.compile(state, batch["image"], batch["targets"], fold_indices)
@@ -236,7 +243,7 @@ def evaluate_folds(
         predictions_KxExT, sums_K = eval_step(
             state.params, images, index.targets_NxT[indices_KxE], valid_KxE, mean_KxT, std_KxT
         )
-        sums_K = jax.device_get(sums_K)
+        predictions_KxExT, sums_K = distributed.to_host((predictions_KxExT, sums_K))
         sums = sums_K if sums is None else evaluate.merge_sums(sums, sums_K)
         chunks.append((indices_KxE, valid_KxE, np.asarray(predictions_KxExT)))
     predictions = {"cnn": evaluate.collect_predictions(chunks, len(index.targets_NxT), len(index.target_names))}
@@ -252,6 +259,11 @@ def evaluate_folds(
     return {"per_fold": per_fold, "predictions": predictions}
 
 
+def _job_lock(workdir: Path):
+    """The workdir's lock, held by the only process or by process 0 of a multi-process job."""
+    return workdir_lib.locked(workdir) if distributed.is_primary() else contextlib.nullcontext()
+
+
 def train_and_evaluate_on(
     config: ml_collections.ConfigDict,
     workdir: str | Path,
@@ -259,16 +271,18 @@ def train_and_evaluate_on(
     info,
     timings: dict[str, float] | None = None,
     resume_with_changed_config: bool = False,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """The whole job on a given data source: folds, training, evaluation, reports in `workdir`.
 
     `timings` (seconds) of earlier phases, such as the dataset build, join the reported ones.
     The workdir is locked for the job; a workdir holding another run's checkpoints is refused
-    unless `resume_with_changed_config` (muscle_jax/workdir.py).
+    unless `resume_with_changed_config` (muscle_jax/workdir.py). In a multi-process job
+    (`muscle_jax.distributed`) every process trains and evaluates its part; process 0 holds the
+    lock, writes the reports and returns the results, the others return None.
     """
     validation.check_config(config)
     workdir = Path(workdir).expanduser().resolve()
-    with workdir_lib.locked(workdir):
+    with _job_lock(workdir):
         config_changes = workdir_lib.check_resume(workdir, config.to_dict(), info.full_name, resume_with_changed_config)
         start = time.perf_counter()
         index = pipeline.read_index(source, tuple(config.dataset.targets), tuple(config.dataset.architecture_features))
@@ -286,26 +300,30 @@ def train_and_evaluate_on(
         runtime_start = time.perf_counter()
         rt = resolve_runtime(config, len(index.target_names), folds, image_shape, mesh)
         timings["runtime_s"] = time.perf_counter() - runtime_start
-        report.write_run_info(workdir, config, info, index, folds, stats, image_shape, rt, config_changes)
+        if distributed.is_primary():
+            report.write_run_info(workdir, config, info, index, folds, stats, image_shape, rt, config_changes)
         state = build_state(config, rt, len(index.target_names), folds.num_folds, image_shape, mesh)
         state, train_timings = train_folds(config, rt, state, workdir, source, index, folds, stats, mesh)
         timings.update(train_timings)
         eval_start = time.perf_counter()
         evaluation = evaluate_folds(config, rt, state, source, index, folds, stats)
         timings["eval_s"] = time.perf_counter() - eval_start
+        if not distributed.is_primary():
+            return None
         return report.write_results(workdir, config, info, index, folds, evaluation, timings, rt)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
-                       resume_with_changed_config: bool = False) -> dict[str, Any]:
+                       resume_with_changed_config: bool = False) -> dict[str, Any] | None:
     """Checks the config, locks the workdir, refuses a resume whose config differs, builds the
-    configured dataset if needed (or again, when its inputs changed), then trains and evaluates
-    all folds; returns the results."""
+    configured dataset if needed (or again, when its inputs changed; once, by process 0 of a
+    multi-process job), then trains and evaluates all folds; returns the results."""
     validation.check_config(config)
-    with workdir_lib.locked(workdir):
+    workdir = Path(workdir).expanduser().resolve()
+    with _job_lock(workdir):
         workdir_lib.check_resume(workdir, config.to_dict(), None, resume_with_changed_config)
         build_start = time.perf_counter()
-        source, info = pipeline.load_source(config.dataset)
+        source, info = distributed.primary_first(lambda: pipeline.load_source(config.dataset))
         build_s = time.perf_counter() - build_start
         logging.info("dataset ready in %.1f s", build_s)
         return train_and_evaluate_on(config, workdir, source, info, {"dataset_s": build_s}, resume_with_changed_config)

@@ -1,11 +1,12 @@
 """experiments/benchmark.py end to end on a tiny network: every figure the issue asks for is saved."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-from muscle_jax.runtime import allocator
+from muscle_jax.runtime import allocator, machine
 
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -27,6 +28,11 @@ def test_benchmark_writes_every_figure(smoke_dataset, tmp_path):
     completed = subprocess.run(command, cwd=_REPO, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads(out.read_text())
+    assert results["peak_probe"]["dtype"] == "float32"
+    known = machine.datasheet_peak(results["machine"]["devices"][0], "float32")  # a CPU's peak is only measured
+    assert results["datasheet_peak"] == known
+    assert all(("fraction_of_datasheet_peak" in results[key]) == (known is not None)
+               for key in ("single", "folds_vmapped", "folds_sequential"))
 
     for key in ("single", "folds_unroll", "folds_vmapped", "folds_sequential", "input_pipeline"):
         assert results[key]["examples_per_s"] > 0, key
@@ -70,3 +76,22 @@ def test_benchmark_writes_every_figure(smoke_dataset, tmp_path):
     assert "PyTorch" not in completed.stdout and "single_beside_pytorch" not in results
     assert "single[xla_defaults]" in completed.stdout
     assert "folds_unroll[-xla_cpu_scheduler_type]" in completed.stdout
+
+
+def test_model_flop_utilisation_is_against_the_datasheet_peak_of_known_devices_only():
+    h200 = machine.datasheet_peak("NVIDIA H200", "bfloat16")
+    assert h200["flops_per_s"] == 989.5e12 and h200["entry"] == "H200"
+    assert machine.datasheet_peak("NVIDIA H200 NVL", "float32")["flops_per_s"] == 417.5e12
+    assert machine.datasheet_peak("NVIDIA H100 80GB HBM3", "float32")["float32_cuda_cores_flops_per_s"] == 67e12
+    assert machine.datasheet_peak("NVIDIA H100 PCIe", "bfloat16")["flops_per_s"] == 756.5e12
+    assert machine.datasheet_peak("cpu", "float32") is None and machine.datasheet_peak("NVIDIA A100", "float32") is None
+
+    spec = importlib.util.spec_from_file_location("benchmark_cli", _REPO / "experiments" / "benchmark.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    results = {"single": {"achieved_flops_per_s": 2e12}, "single_by_conv": {"xla": {"achieved_flops_per_s": 1e12}},
+               "input_pipeline": {"examples_per_s": 5.0}}
+    benchmark.add_datasheet_fractions(results, 4e12)
+    assert results["single"]["fraction_of_datasheet_peak"] == 0.5
+    assert results["single_by_conv"]["xla"]["fraction_of_datasheet_peak"] == 0.25
+    assert "fraction_of_datasheet_peak" not in results["input_pipeline"]

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from submitit.core import utils as submitit_utils
+from submitit.slurm.test_slurm import mocked_slurm  # submitit's own stand-in for sbatch and sacct
 
-from muscle_jax import sweeps
+from muscle_jax import sweep_launch, sweeps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,18 +70,23 @@ def test_misspelled_fields_and_wrong_types_fail_before_any_run(tmp_path):
     sweeps.validate(fine, base)
 
 
-def test_a_sweep_runs_skips_finished_runs_and_compares_with_the_baseline(tmp_path):
+def test_a_sweep_runs_in_parallel_skips_finished_runs_and_compares_with_the_baseline(tmp_path):
     path = _write_sweep(tmp_path, (
         f'FIXED = {{"dataset.data_dir": {str(tmp_path / "tfds")!r}, "eval.plots": False}}\n'
         'RUNS = [{}, {"model.hidden": 8}]\n'
     ))
     command = [sys.executable, "experiments/sweep.py", "--config=configs/smoke.py", f"--sweep={path}",
-               f"--root={tmp_path / 'runs'}"]
+               f"--root={tmp_path / 'runs'}", "--launch=local", "--max_parallel=2"]
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-4000:]
+    assert first.stdout.count("built before the runs start") == 1  # one dataset, built once, before both runs
     directory = tmp_path / "runs" / "my_sweep"
     results_file = directory / "hidden=8" / "results.json"
     finished_at = results_file.stat().st_mtime_ns
+    # Both runs went through submitit's local executor at once: their processes overlapped in time.
+    spans = [_run_span(directory / name) for name in ("baseline", "hidden=8")]
+    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], spans
+    assert len(list((directory / "submitit").glob("*_result.pkl"))) == 2
     table = (directory / "sweep.md").read_text()
     assert "| baseline |" in table and "| hidden=8 |" in table and "ΔRMSE vs baseline" in table
     summary = table[table.index("#### Summary"):table.index("#### angle_deg")]
@@ -101,7 +109,60 @@ def test_a_sweep_runs_skips_finished_runs_and_compares_with_the_baseline(tmp_pat
     assert again.returncode == 0 and again.stdout.count("finished before, skipped") == 2
     assert results_file.stat().st_mtime_ns == finished_at
 
+    (directory / "sweep.md").unlink()
+    collected = subprocess.run(command + ["--collect"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert collected.returncode == 0 and "skipped" not in collected.stdout, collected.stderr[-2000:]
+    assert (directory / "sweep.md").read_text() == table
+
     # A directory of the same name that ran other settings is never taken for this run.
     (directory / "hidden=8" / "sweep_run.json").write_text(json.dumps({"config": "configs/smoke.py", "overrides": {}}))
     refused = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert refused.returncode != 0 and "holds a run with other settings" in refused.stdout + refused.stderr
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "holds a run with other settings" in refused.stderr
+
+
+def _run_span(workdir: Path) -> tuple[float, float]:
+    """(start, end) of a finished run, from its own files: run.json is written before training,
+    results.json after evaluation."""
+    return (workdir / "run.json").stat().st_mtime, (workdir / "results.json").stat().st_mtime
+
+
+def _sweep_module():
+    spec = importlib.util.spec_from_file_location("sweep_cli", REPO / "experiments" / "sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_slurm_sweep_is_one_job_array_with_the_resources_asked_and_is_not_submitted_twice(tmp_path):
+    sweep_cli = _sweep_module()
+    sweep = sweeps.load_sweep(_write_sweep(tmp_path, 'RUNS = [{}, {"model.hidden": 8}]\n'))
+    directory = tmp_path / "runs" / sweep.name
+    resources = sweep_launch.SlurmResources(partition="gpu", gpus_per_run=1, cpus_per_run=8, mem_gb=64,
+                                            time_min=90, setup=("source .venv/bin/activate",))
+    with mocked_slurm() as cluster:
+        runs = sweep_cli.runs_to_launch(sweep, directory, "configs/default.py", "slurm")
+        jobs = sweep_cli.launch_slurm(runs, directory, "configs/default.py", 2, resources)
+        assert len(jobs) == 2 and len({job.job_id.split("_")[0] for job in jobs}) == 1  # one array
+        sbatch = jobs[0].paths.submission_file.read_text()
+        for line in ("#SBATCH --array=0-1%2", "#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1",
+                     "#SBATCH --cpus-per-task=8", "#SBATCH --mem=64GB", "#SBATCH --time=90",
+                     "#SBATCH --job-name=my_sweep", "source .venv/bin/activate"):
+            assert line in sbatch.splitlines(), line
+        # What each array task will run: the run's own main command, its log in its workdir.
+        submitted = submitit_utils.DelayedSubmission.load(jobs[1].paths.submitted_pickle)
+        run_command, cwd, log = submitted.args
+        assert submitted.function is sweep_launch.run_command and cwd == str(REPO)
+        assert run_command[1:] == ["-m", "muscle_jax.main", "--config=configs/default.py",
+                                   f"--workdir={directory / 'hidden=8'}", "--config.model.hidden=8"]
+        assert log == str(directory / "hidden=8" / "log.txt")
+        assert json.loads((directory / "hidden=8" / "sweep_run.json").read_text())["slurm_job"] == jobs[1].job_id
+
+        # Queued or running jobs are not submitted again; a failed one is.
+        assert sweep_cli.runs_to_launch(sweep, directory, "configs/default.py", "slurm") == []
+        cluster.set_job_state(jobs[0].job_id.split("_")[0], "FAILED", array=2)
+        assert [run.name for run in sweep_cli.runs_to_launch(sweep, directory, "configs/default.py", "slurm")] == [
+            "baseline", "hidden=8"]
+
+    with pytest.raises(ValueError, match="--slurm_time_min must be >= 1, got 0"):
+        sweep_launch.SlurmResources(time_min=0).check()

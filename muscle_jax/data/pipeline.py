@@ -284,6 +284,7 @@ def train_batches(
     num_steps: int,
     num_threads: int = 2,
     frame_stack: int = 1,
+    rows: tuple[slice, slice] = (slice(None), slice(None)),
 ) -> Iterator[dict[str, np.ndarray]]:
     """Batches for steps [start_step, num_steps): `image` uint8 [K, B, H, W, S] (S =
     `frame_stack`, see `read_model_inputs`), `targets` float32 [K, B, T] standardised with each
@@ -291,16 +292,23 @@ def train_batches(
 
     Each fold shuffles its own training indices (reshuffled every epoch) with a seed that depends
     only on (seed, fold), so a fold's data never depends on another fold's held-out group.
+    `rows` (folds, examples) keeps only that block of every batch, and only its records are
+    read: a process of a multi-process job reads the block its devices hold
+    (`sharding.process_batch_rows`), the same rows the whole batch has there.
     """
     per_fold = [
         grain.MapDataset.source(np.flatnonzero(train_N)).shuffle(seed=seed * 7919 + k).repeat().batch(batch_size)
         for k, train_N in enumerate(train_KxN)
     ]
 
+    fold_rows, example_rows = rows
+    fold_numbers = range(len(per_fold))[fold_rows]
+    mean_KxT, std_KxT = stats.mean_KxT[fold_rows], stats.std_KxT[fold_rows]
+
     def load(step: int) -> dict[str, np.ndarray]:
-        indices_KxB = np.stack([fold[step] for fold in per_fold])
+        indices_KxB = np.stack([per_fold[k][step][example_rows] for k in fold_numbers])
         targets_KxBxT = index.targets_NxT[indices_KxB]
-        targets_KxBxT = (targets_KxBxT - stats.mean_KxT[:, None, :]) / stats.std_KxT[:, None, :]
+        targets_KxBxT = (targets_KxBxT - mean_KxT[:, None, :]) / std_KxT[:, None, :]
         images = read_model_inputs(source, index, indices_KxB, frame_stack)
         return {"image": images, "targets": targets_KxBxT.astype(np.float32)}
 

@@ -175,7 +175,8 @@ def resolve(
         chosen_by[name] = "config" if pinned else "backend"
     runtime = Runtime(backend=backend, huge_pages=allocator.uses_huge_pages(), chosen_by=chosen_by, **chosen)
     auto_measurable = [name for name in tune.MEASURED_FIELDS if settings[name] == AUTO and name in settings.measure]
-    if on_one_cpu and purpose == "training" and measure is not None and auto_measurable:
+    # Several processes must run one program: a choice timed by each could differ between them.
+    if on_one_cpu and purpose == "training" and measure is not None and auto_measurable and jax.process_count() == 1:
         runtime = tune.choose(runtime, auto_measurable, measure, step_key or {})
     logging.info("%s", runtime.describe())
     return runtime

@@ -86,6 +86,13 @@ class FoldProgram:
 
         return run
 
+    def lower(self, *example_args_K) -> Any:
+        """The program lowered for arguments shaped like `example_args_K` (for 'sequential',
+        one fold's program): what the model asks the compiler for."""
+        if self._program is not None:
+            return self._program.lower(*example_args_K)
+        return self._per_fold.lower(*jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), example_args_K))
+
     def compile(self, *example_args_K) -> Callable:
         """The compiled program for arguments shaped like `example_args_K` (fold axis first)."""
         if self._program is not None:
