@@ -1,0 +1,287 @@
+"""The architecture stage: frames → image region → aponeuroses → fascicle angle → architecture.
+
+Each frame is measured on its own (no state carried between frames, so nothing can drift):
+
+1. **Region**: the B-mode image inside the frame (`region.py`, or a calibration crop).
+2. **Aponeuroses**: the shipped U-Net's mask of the region (`segmentation.network`); bands
+   touching the top of the image (the skin under the probe) are dropped, and
+   `segmentation.curves.fit_aponeuroses` fits the superficial and deep aponeurosis curves.
+   Their angles are those of the least-squares lines through the curves.
+3. **Fascicles**: the region is resized so that its height is `config.working_height`
+   pixels (one scale for both axes, so angles are kept); the dominant direction of bright
+   lines between the aponeuroses, clear of their own thickness by a margin, is the
+   fascicle angle (`orientation.py`). Directions within `config.exclude_aponeurosis_deg`
+   of either aponeurosis are not fascicles.
+4. **Architecture** in TimTrack's definitions (`geometry.py`): angles in the canonical
+   (fascicles rising to the right) orientation, pennation alpha − beta, thickness the
+   vertical distance between the aponeuroses' inner edges where TimTrack measures it
+   (`config.thickness_at`), fascicle length thickness / sin(pennation).
+
+A frame where any step fails is `found=False` with the reason; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+from scipy import ndimage
+
+from muscle_jax.architecture import aponeurosis_network, geometry, orientation
+from muscle_jax.architecture.region import find_image_region
+from muscle_jax.data.readers.frames import Crop, resize
+from muscle_jax.segmentation.curves import AponeurosisFit, default_roi_config, fit_aponeuroses
+from muscle_jax.segmentation.network import SHIPPED_CHECKPOINT
+
+THICKNESS_LOCATIONS = ("edge", "timtrack", "centre", "mean")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The stage's settings (the record of how architecture was measured)."""
+    config = ml_collections.ConfigDict()
+    config.checkpoint = ""  # segmentation checkpoint; "" = the shipped U-Net
+    config.threshold = 0.5  # on the U-Net's aponeurosis probability
+    config.roi = default_roi_config()  # curve degree and plausibility bounds of the aponeuroses
+    config.roi.min_deep_span_share = 0.7  # the deep aponeurosis is nearly as wide as the widest deep band
+    config.skin_fraction = 0.05  # mask components centred in this top share of the region are skin
+    config.working_height = 256  # the region's height in pixels for the fascicle search
+    config.ridge_sigmas = (1.0,)  # line scales at the working resolution, pixels
+    config.angle_range_deg = (-60.0, 60.0)  # fascicle directions searched, in the image as it is
+    config.exclude_aponeurosis_deg = 4.0  # directions this close to an aponeurosis' are not fascicles
+    config.margin_fraction = 0.1  # fascicle band clear of each aponeurosis' inner edge, share of thickness
+    config.min_band_rows = 8  # at the working resolution: a thinner band between margins is not found
+    config.min_sharpness = 1.5  # peak line evidence over the median; below: no fascicle direction
+    config.thickness_at = "edge"  # one of THICKNESS_LOCATIONS
+    config.batch_size = 16
+    return config
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameArchitecture:
+    """One frame's architecture in TimTrack's definitions (NaN where not found), in the
+    frame's own pixels, and the geometry behind it for overlays."""
+
+    found: bool
+    reason: str
+    superficial_aponeurosis_angle_deg: float = float("nan")
+    deep_aponeurosis_angle_deg: float = float("nan")
+    fascicle_angle_deg: float = float("nan")
+    pennation_deg: float = float("nan")
+    thickness_px: float = float("nan")
+    fascicle_length_px: float = float("nan")
+    mirrored: bool = False  # angles are those of the mirrored image (fascicles fell to the right)
+    region: Crop | None = None
+    superficial_coeffs: np.ndarray | None = None  # row = polyval(coeffs, column), frame pixels, centre line
+    deep_coeffs: np.ndarray | None = None
+    column_range: tuple[float, float] | None = None  # columns both aponeuroses cover, frame pixels
+    inner_offsets_px: tuple[float, float] = (0.0, 0.0)  # centre line → inner edge, superficial and deep
+    thickness_column: float = float("nan")  # frame column where thickness was measured
+    fascicle_angle_image_deg: float = float("nan")  # fascicle angle in the image as it is
+    sharpness: float = float("nan")  # line evidence of the fascicle direction over the median
+
+
+def _not_found(reason: str, region: Crop | None = None, **fields) -> FrameArchitecture:
+    return FrameArchitecture(found=False, reason=reason, region=region, **fields)
+
+
+def drop_skin_HxW(mask_HxW: np.ndarray, skin_fraction: float) -> np.ndarray:
+    """The mask without components whose mean row lies in the top `skin_fraction` of the
+    image: the bright skin line under the probe, which is not an aponeurosis."""
+    labels, count = ndimage.label(mask_HxW, structure=np.ones((3, 3), bool))
+    if count == 0:
+        return mask_HxW
+    mean_rows = ndimage.mean(np.arange(mask_HxW.shape[0])[:, None] * np.ones_like(mask_HxW, np.float32),
+                             labels, np.arange(1, count + 1))
+    skin = np.nonzero(np.asarray(mean_rows) < skin_fraction * mask_HxW.shape[0])[0] + 1
+    return mask_HxW & ~np.isin(labels, skin)
+
+
+def inner_offset_px(mask_HxW: np.ndarray, coeffs: np.ndarray, column_range: tuple[float, float], deep: bool) -> float:
+    """Median distance (rows) from a fitted centre line to the band's inner (muscle-side) edge."""
+    height = mask_HxW.shape[0]
+    columns = np.linspace(column_range[0], column_range[1], 32).round().astype(int)
+    columns = columns[(columns >= 0) & (columns < mask_HxW.shape[1])]
+    reach = max(2, int(0.15 * height))
+    offsets = []
+    for column in columns:
+        centre = int(round(float(np.polyval(coeffs, column))))
+        if not 0 <= centre < height or not mask_HxW[centre, column]:
+            continue
+        step = -1 if deep else 1
+        row = centre
+        while 0 <= row + step < height and abs(row + step - centre) <= reach and mask_HxW[row + step, column]:
+            row += step
+        offsets.append(abs(row - centre))
+    return float(np.median(offsets)) if offsets else 0.0
+
+
+def usable_pixels_HxW(image_HxW: np.ndarray, margin: int) -> np.ndarray:
+    """Pixels away from black outside-the-scan areas (steered or sector images), whose edges
+    would otherwise read as lines."""
+    dead = ndimage.maximum_filter(image_HxW, size=5) <= 3
+    return ~ndimage.binary_dilation(dead, iterations=max(1, margin)) if dead.any() else np.ones_like(dead)
+
+
+def fascicle_band_HxW(
+    shape_hw: tuple[int, int], superficial: np.ndarray, deep: np.ndarray, column_range: tuple[float, float],
+    superficial_clearance: float, deep_clearance: float,
+) -> np.ndarray:
+    """Pixels between the two curves (working coordinates), each curve pushed inwards by its clearance."""
+    height, width = shape_hw
+    rows = np.arange(height)[:, None]
+    columns = np.arange(width)
+    top = np.polyval(superficial, columns) + superficial_clearance
+    bottom = np.polyval(deep, columns) - deep_clearance
+    inside_columns = (columns >= column_range[0]) & (columns <= column_range[1])
+    return (rows > top[None, :]) & (rows < bottom[None, :]) & inside_columns[None, :]
+
+
+def _scaled_coeffs(coeffs: np.ndarray, row_scale: float, column_scale: float) -> np.ndarray:
+    """Coefficients of row = polyval(c, column) after rows ×row_scale and columns ×column_scale."""
+    degree = len(coeffs) - 1
+    powers = np.array([column_scale ** -(degree - i) for i in range(degree + 1)])
+    return coeffs * powers * row_scale
+
+
+def _shifted_coeffs(coeffs: np.ndarray, row_shift: float, column_shift: float) -> np.ndarray:
+    """Coefficients of the same curve in coordinates shifted by (row_shift, column_shift):
+    new_row = old_row + row_shift at new_column = old_column + column_shift."""
+    shifted = np.polyval(np.poly1d(coeffs), np.poly1d([1.0, -column_shift])).coeffs
+    shifted = np.concatenate([np.zeros(len(coeffs) - len(shifted)), shifted])
+    shifted[-1] += row_shift
+    return shifted
+
+
+def measure_region(
+    image_HxW: np.ndarray, probabilities_HxW: np.ndarray, region: Crop, config: ml_collections.ConfigDict
+) -> FrameArchitecture:
+    """Architecture of one region (`image` and the U-Net's `probabilities`, both the region's
+    size); the result's coordinates are those of the whole frame (offset by `region`)."""
+    mask = drop_skin_HxW(probabilities_HxW >= config.threshold, config.skin_fraction)
+    fit: AponeurosisFit = fit_aponeuroses(mask, config.roi)
+    if not fit.found:
+        return _not_found(fit.reason, region)
+    column_range = (float(fit.column_range[0]), float(fit.column_range[1]))
+    superficial_offset = inner_offset_px(mask, fit.superficial_coeffs, column_range, deep=False)
+    deep_offset = inner_offset_px(mask, fit.deep_coeffs, column_range, deep=True)
+    superficial_line = geometry.line_through_curve(fit.superficial_coeffs, column_range)
+    deep_line = geometry.line_through_curve(fit.deep_coeffs, column_range)
+    beta_image = float(geometry.angle_deg(superficial_line[0]))
+    gamma_image = float(geometry.angle_deg(deep_line[0]))
+
+    # Fascicles, at one scale for both axes so that angles are kept.
+    height, width = image_HxW.shape
+    scale = min(1.0, config.working_height / height)
+    work_hw = (max(1, round(height * scale)), max(1, round(width * scale)))
+    row_scale, column_scale = work_hw[0] / height, work_hw[1] / width
+    work = resize(image_HxW, work_hw).astype(np.float32)
+    sigma = max(config.ridge_sigmas)
+    inner_thickness = fit.thickness_px - superficial_offset - deep_offset
+    clearance = config.margin_fraction * inner_thickness
+    band = fascicle_band_HxW(
+        work_hw,
+        _scaled_coeffs(fit.superficial_coeffs, row_scale, column_scale),
+        _scaled_coeffs(fit.deep_coeffs, row_scale, column_scale),
+        (column_range[0] * column_scale, column_range[1] * column_scale),
+        (superficial_offset + clearance) * row_scale + 2 * sigma,
+        (deep_offset + clearance) * row_scale + 2 * sigma,
+    )
+    band &= usable_pixels_HxW(work, int(round(3 * sigma)))
+    band[:, : int(3 * sigma)] = band[:, work_hw[1] - int(3 * sigma) :] = False
+    if band.any(axis=1).sum() < config.min_band_rows:
+        return _not_found("too little muscle between the aponeuroses to read fascicles from", region)
+    ridges = orientation.ridge_strength_HxW(work, tuple(config.ridge_sigmas))
+    # Directions near the aponeuroses' (in working coordinates) are excluded.
+    aspect = row_scale / column_scale
+    work_angle = lambda a: float(geometry.angle_deg(geometry.slope_rows_per_column(a) * aspect))  # noqa: E731
+    excluded = tuple((work_angle(a), config.exclude_aponeurosis_deg) for a in (beta_image, gamma_image))
+    alpha_work, sharpness = orientation.dominant_line_angle(ridges, band, tuple(config.angle_range_deg), excluded)
+    if not np.isfinite(alpha_work) or sharpness < config.min_sharpness:
+        return _not_found(f"no dominant fascicle direction between the aponeuroses (evidence {sharpness:.2f}× "
+                          f"the median, needs {config.min_sharpness})", region)
+    alpha_image = float(geometry.angle_deg(geometry.slope_rows_per_column(alpha_work) / aspect))
+
+    alpha, beta, gamma, mirrored = geometry.canonical_orientation(alpha_image, beta_image, gamma_image)
+    if config.thickness_at == "timtrack":
+        column = geometry.fascicle_centred_column(superficial_line, deep_line, alpha_image, (width - 1) / 2)
+    elif config.thickness_at == "centre":
+        column = (width - 1) / 2
+    elif config.thickness_at == "edge":
+        column = float(width - 1) if mirrored else 0.0
+    elif config.thickness_at == "mean":
+        column = float("nan")
+    else:
+        raise ValueError(f"config.thickness_at must be one of {THICKNESS_LOCATIONS}, got {config.thickness_at!r}")
+    if np.isfinite(column):
+        centre_distance = geometry.row_on_curve(fit.deep_coeffs, column_range, column) - geometry.row_on_curve(
+            fit.superficial_coeffs, column_range, column)
+    else:
+        centre_distance = fit.thickness_px
+    thickness = centre_distance - superficial_offset - deep_offset
+    if thickness <= 0:
+        return _not_found(f"the aponeuroses meet at column {column:.0f} (thickness {thickness:.0f} px)", region)
+    return FrameArchitecture(
+        found=True,
+        reason="",
+        superficial_aponeurosis_angle_deg=beta,
+        deep_aponeurosis_angle_deg=gamma,
+        fascicle_angle_deg=alpha,
+        pennation_deg=geometry.pennation_deg(alpha, beta),
+        thickness_px=thickness,
+        fascicle_length_px=geometry.fascicle_length(thickness, alpha, beta),
+        mirrored=mirrored,
+        region=region,
+        superficial_coeffs=_shifted_coeffs(fit.superficial_coeffs, region.y, region.x),
+        deep_coeffs=_shifted_coeffs(fit.deep_coeffs, region.y, region.x),
+        column_range=(column_range[0] + region.x, column_range[1] + region.x),
+        inner_offsets_px=(superficial_offset, deep_offset),
+        thickness_column=column + region.x if np.isfinite(column) else float("nan"),
+        fascicle_angle_image_deg=alpha_image,
+        sharpness=sharpness,
+    )
+
+
+def blank_reason(image_HxW: np.ndarray) -> str:
+    """Why a frame cannot hold an image ('' when it can): no contrast at all."""
+    spread = float(np.percentile(image_HxW, 99) - np.percentile(image_HxW, 1))
+    return f"blank frame (grey levels within {spread:.0f} of each other)" if spread < 8 else ""
+
+
+def measure_frames(
+    frames_NxHxW: np.ndarray | Sequence[np.ndarray],
+    regions: Sequence[Crop | None] | None = None,
+    config: ml_collections.ConfigDict | None = None,
+) -> list[FrameArchitecture]:
+    """Architecture of each uint8 grey frame (frames may differ in size).
+
+    `regions[i]` is frame i's image region when known (a calibration, a clip's region);
+    None, or no `regions`, finds it from the frame itself.
+    """
+    config = config or default_config()
+    frames = list(frames_NxHxW)
+    if regions is None:
+        regions = [None] * len(frames)
+    if len(regions) != len(frames):
+        raise ValueError(f"{len(regions)} regions for {len(frames)} frames")
+    checkpoint = str(Path(config.checkpoint) if config.checkpoint else SHIPPED_CHECKPOINT)
+    results: list[FrameArchitecture | None] = [None] * len(frames)
+    pending: list[tuple[int, np.ndarray, Crop]] = []
+    for i, (frame, region) in enumerate(zip(frames, regions, strict=True)):
+        if frame.ndim != 2 or frame.dtype != np.uint8:
+            raise ValueError(f"frame {i}: expected uint8 H×W grey, got {frame.dtype} of shape {frame.shape}")
+        reason = blank_reason(frame)
+        if reason:
+            results[i] = _not_found(reason)
+            continue
+        region = region or find_image_region(frame)
+        if region is None:
+            results[i] = _not_found("no image region: nothing in the frame has the texture of a B-mode image")
+            continue
+        pending.append((i, region.apply(frame, f"frame {i}"), region))
+    probabilities = aponeurosis_network.probabilities([crop for _, crop, _ in pending], checkpoint, config.batch_size)
+    for (i, crop, region), probabilities_HxW in zip(pending, probabilities, strict=True):
+        results[i] = measure_region(crop, probabilities_HxW, region, config)
+    return results  # type: ignore[return-value]

@@ -1,0 +1,132 @@
+"""The dominant orientation of bright lines (fascicles) inside a region of an image.
+
+Two steps, both cheap on a CPU:
+
+1. **Ridge strength**: the Hessian of the Gaussian-smoothed image at a few scales; a bright
+   line has one strongly negative eigenvalue across it, so `max(0, -λ_min)·σ²` (scale
+   normalised, maximum over scales) marks line pixels whatever their direction.
+2. **Line evidence per angle** (a masked Radon transform): for each candidate angle the
+   region's ridge strength is averaged along parallel lines at that angle; when the angle
+   matches the fascicles, the averages swing between the lines that follow a fascicle and
+   those between fascicles, so their variance peaks. The angle of largest variance (found
+   on a coarse grid of angles and pixels, then refined on a fine grid of angles on the full
+   pixels and by a parabola through the peak) is the fascicle angle.
+
+Averaging along whole lines weighs long, straight, continuous echoes (what an observer
+traces) over short speckle, and the variance is immune to the horizontal elongation of
+speckle that biases averaged structure tensors towards 0°.
+
+Angles follow TimTrack's rule: the angle of a line is −atan of its slope in image rows per
+column, so a line rising to the right is positive.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+
+def ridge_strength_HxW(image_HxW: np.ndarray, sigmas: tuple[float, ...]) -> np.ndarray:
+    """Scale-normalised strength of bright lines, the maximum over `sigmas` (pixels), float32."""
+    image = image_HxW.astype(np.float32)
+    strength = np.zeros_like(image)
+    for sigma in sigmas:
+        d_rr = ndimage.gaussian_filter(image, sigma, order=(2, 0))
+        d_cc = ndimage.gaussian_filter(image, sigma, order=(0, 2))
+        d_rc = ndimage.gaussian_filter(image, sigma, order=(1, 1))
+        smallest = 0.5 * (d_rr + d_cc - np.sqrt((d_rr - d_cc) ** 2 + 4.0 * d_rc * d_rc))
+        np.maximum(strength, -smallest * sigma * sigma, out=strength)
+    return strength
+
+
+def line_evidence(
+    rows_N: np.ndarray, cols_N: np.ndarray, values_N: np.ndarray, angles_deg: np.ndarray, min_chord_share: float = 0.2
+) -> np.ndarray:
+    """For each angle, the variance across parallel lines (1 px apart) of the mean value
+    along each line: a Radon transform of the samples (`values_N` at `rows_N`, `cols_N`,
+    possibly fractional). Lines holding fewer than `min_chord_share` of the largest line's
+    samples are left out (too short a chord through the region to average)."""
+    if len(values_N) == 0:
+        return np.zeros(len(angles_deg))
+    values = values_N.astype(np.float64) - float(np.mean(values_N))
+    radians = np.radians(np.asarray(angles_deg, np.float32))
+    # A line at TimTrack angle a runs along (cos a, −sin a) in (column, row); its offset is
+    # the coordinate along the normal (sin a, cos a).
+    offsets_AxN = np.outer(np.sin(radians), cols_N.astype(np.float32)) + np.outer(np.cos(radians), rows_N.astype(np.float32))
+    offsets_AxN -= offsets_AxN.min(axis=1, keepdims=True)
+    bins_AxN = offsets_AxN.astype(np.int32)
+    num_bins = int(bins_AxN.max()) + 1
+    keys = (bins_AxN + num_bins * np.arange(len(radians), dtype=np.int32)[:, None]).ravel()
+    size = num_bins * len(radians)
+    counts = np.bincount(keys, minlength=size).reshape(len(radians), num_bins).astype(np.float64)
+    sums = np.bincount(keys, weights=np.broadcast_to(values, bins_AxN.shape).ravel(), minlength=size)
+    sums = sums.reshape(len(radians), num_bins)
+    long_enough = counts >= min_chord_share * counts.max(axis=1, keepdims=True)
+    means = np.where(long_enough, sums / np.maximum(counts, 1.0), 0.0)
+    weights = np.where(long_enough, counts, 0.0)
+    return (weights * means**2).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+
+
+def _parabola_peak(angles_deg: np.ndarray, scores: np.ndarray) -> float:
+    k = int(np.argmax(scores))
+    if 0 < k < len(scores) - 1:
+        left, centre, right = scores[k - 1 : k + 2]
+        curvature = left - 2.0 * centre + right
+        if curvature < 0:
+            return float(angles_deg[k] + 0.5 * (left - right) / curvature * (angles_deg[1] - angles_deg[0]))
+    return float(angles_deg[k])
+
+
+def _samples(field_HxW: np.ndarray, region_HxW: np.ndarray, column_pool: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, columns, values) of the region, each sample the mean of `column_pool` neighbouring
+    columns of one row that all lie in the region. Pooling along rows only blurs a line at
+    angle a by column_pool·tan(a) rows, little against a line's width for the angles of fascicles."""
+    width = (field_HxW.shape[1] // column_pool) * column_pool
+    shape = (field_HxW.shape[0], width // column_pool, column_pool)
+    field = field_HxW[:, :width].reshape(shape).mean(axis=2)
+    region = region_HxW[:, :width].reshape(shape).all(axis=2)
+    rows, pooled_cols = np.nonzero(region)
+    return rows, pooled_cols * column_pool + 0.5 * (column_pool - 1), field[region]
+
+
+def dominant_line_angle(
+    field_HxW: np.ndarray,
+    region_HxW: np.ndarray,
+    angle_range_deg: tuple[float, float],
+    excluded_deg: tuple[tuple[float, float], ...] = (),
+    coarse_step_deg: float = 2.0,
+    fine_step_deg: float = 0.25,
+    column_pool: int = 2,
+) -> tuple[float, float]:
+    """(angle in degrees, peak sharpness) of the lines in `field` inside `region`.
+
+    The search covers `angle_range_deg` in coarse steps, then ± two coarse steps around the
+    best coarse angle in fine steps, both on samples pooled over `column_pool` columns.
+    Angles within `half_width` of a `(centre, half_width)` pair in `excluded_deg` are never
+    chosen (e.g. the aponeuroses' own direction, whose remnants and septa are not fascicles).
+    Sharpness is the peak's evidence over the median evidence of the coarse angles (1 = no
+    preferred direction); the angle is NaN when the region is empty.
+    """
+    rows, cols, values = _samples(field_HxW, region_HxW, column_pool)
+    if len(values) == 0:
+        return float("nan"), 0.0
+    low, high = angle_range_deg
+
+    def allowed(angles: np.ndarray) -> np.ndarray:
+        keep = np.ones(len(angles), bool)
+        for centre, half_width in excluded_deg:
+            keep &= np.abs(angles - centre) >= half_width
+        return angles[keep]
+
+    coarse = np.arange(low, high + 1e-9, coarse_step_deg)
+    coarse = allowed(coarse)
+    if len(coarse) == 0:
+        return float("nan"), 0.0
+    coarse_scores = line_evidence(rows, cols, values, coarse)
+    best = coarse[int(np.argmax(coarse_scores))]
+    fine = np.arange(best - 2 * coarse_step_deg, best + 2 * coarse_step_deg + 1e-9, fine_step_deg)
+    fine = allowed(fine)
+    fine_scores = line_evidence(rows, cols, values, fine)
+    median = float(np.median(coarse_scores))
+    sharpness = float(coarse_scores.max() / median) if median > 0 else 0.0
+    return _parabola_peak(fine, fine_scores), sharpness
