@@ -34,13 +34,14 @@ def line_through_curve(coeffs: np.ndarray, column_range: tuple[float, float], sa
     return np.polyfit(columns, np.polyval(coeffs, columns), 1)
 
 
-def row_on_curve(coeffs: np.ndarray, column_range: tuple[float, float], column: float) -> float:
-    """The curve's row at `column`: the polynomial inside `column_range` (where it was fitted),
-    its tangent line beyond (a polynomial extrapolated far from its data can turn anywhere)."""
+def row_on_curve(coeffs: np.ndarray, column_range: tuple[float, float], columns: float | np.ndarray) -> float | np.ndarray:
+    """The curve's rows at `columns`: the polynomial inside `column_range` (where it was
+    fitted), its tangent line beyond (a polynomial extrapolated far from its data can turn anywhere)."""
     low, high = column_range
-    end = min(max(column, low), high)
-    slope = float(np.polyval(np.polyder(coeffs), end))
-    return float(np.polyval(coeffs, end) + slope * (column - end))
+    columns = np.asarray(columns, np.float64)
+    ends = np.clip(columns, low, high)
+    rows = np.polyval(coeffs, ends) + np.polyval(np.polyder(coeffs), ends) * (columns - ends)
+    return float(rows) if rows.ndim == 0 else rows
 
 
 def pennation_deg(alpha: float, beta: float) -> float:

@@ -129,14 +129,15 @@ def fascicle_band_HxW(
     shape_hw: tuple[int, int], superficial: np.ndarray, deep: np.ndarray, column_range: tuple[float, float],
     superficial_clearance: float, deep_clearance: float,
 ) -> np.ndarray:
-    """Pixels between the two curves (working coordinates), each curve pushed inwards by its clearance."""
+    """Pixels between the two curves (working coordinates), each curve pushed inwards by its
+    clearance, across every column: beyond `column_range`, where an aponeurosis was not seen,
+    each continues along its tangent (the muscle does not stop where its boundary fades)."""
     height, width = shape_hw
     rows = np.arange(height)[:, None]
-    columns = np.arange(width)
-    top = np.polyval(superficial, columns) + superficial_clearance
-    bottom = np.polyval(deep, columns) - deep_clearance
-    inside_columns = (columns >= column_range[0]) & (columns <= column_range[1])
-    return (rows > top[None, :]) & (rows < bottom[None, :]) & inside_columns[None, :]
+    columns = np.arange(width, dtype=np.float64)
+    top = geometry.row_on_curve(superficial, column_range, columns) + superficial_clearance
+    bottom = geometry.row_on_curve(deep, column_range, columns) - deep_clearance
+    return (rows > top[None, :]) & (rows < bottom[None, :])
 
 
 def _scaled_coeffs(coeffs: np.ndarray, row_scale: float, column_scale: float) -> np.ndarray:

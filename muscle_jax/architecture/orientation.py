@@ -8,9 +8,9 @@ Two steps, both cheap on a CPU:
 2. **Line evidence per angle** (a masked Radon transform): for each candidate angle the
    region's ridge strength is averaged along parallel lines at that angle; when the angle
    matches the fascicles, the averages swing between the lines that follow a fascicle and
-   those between fascicles, so their variance peaks. The angle of largest variance (found
-   on a coarse grid of angles and pixels, then refined on a fine grid of angles on the full
-   pixels and by a parabola through the peak) is the fascicle angle.
+   those between fascicles, so their variance peaks. The angle of largest variance,
+   smoothed over nearby angles and refined by a parabola through the peak, is the
+   fascicle angle.
 
 Averaging along whole lines weighs long, straight, continuous echoes (what an observer
 traces) over short speckle, and the variance is immune to the horizontal elongation of
@@ -69,7 +69,7 @@ def line_evidence(
 
 def _parabola_peak(angles_deg: np.ndarray, scores: np.ndarray) -> float:
     k = int(np.argmax(scores))
-    if 0 < k < len(scores) - 1:
+    if 0 < k < len(scores) - 1 and np.isfinite(scores[k - 1 : k + 2]).all():
         left, centre, right = scores[k - 1 : k + 2]
         curvature = left - 2.0 * centre + right
         if curvature < 0:
@@ -94,39 +94,33 @@ def dominant_line_angle(
     region_HxW: np.ndarray,
     angle_range_deg: tuple[float, float],
     excluded_deg: tuple[tuple[float, float], ...] = (),
-    coarse_step_deg: float = 2.0,
-    fine_step_deg: float = 0.25,
+    step_deg: float = 1.0,
+    smoothing_deg: float = 3.0,
     column_pool: int = 2,
 ) -> tuple[float, float]:
     """(angle in degrees, peak sharpness) of the lines in `field` inside `region`.
 
-    The search covers `angle_range_deg` in coarse steps, then ± two coarse steps around the
-    best coarse angle in fine steps, both on samples pooled over `column_pool` columns.
-    Angles within `half_width` of a `(centre, half_width)` pair in `excluded_deg` are never
-    chosen (e.g. the aponeuroses' own direction, whose remnants and septa are not fascicles).
-    Sharpness is the peak's evidence over the median evidence of the coarse angles (1 = no
-    preferred direction); the angle is NaN when the region is empty.
+    Line evidence is computed every `step_deg` over `angle_range_deg` on samples pooled over
+    `column_pool` columns, smoothed over angle by a Gaussian of `smoothing_deg` (a field of
+    roughly parallel fascicles gives a comb of nearby peaks, one per set of fascicles that
+    happen to line up; the smoothed peak is their common direction) and refined by a
+    parabola through the peak. Angles within `half_width` of a `(centre, half_width)` pair in
+    `excluded_deg` are never chosen (e.g. the aponeuroses' own direction, whose remnants and
+    septa are not fascicles). Sharpness is the peak's smoothed evidence over the median
+    (1 = no preferred direction); the angle is NaN when the region is empty.
     """
     rows, cols, values = _samples(field_HxW, region_HxW, column_pool)
     if len(values) == 0:
         return float("nan"), 0.0
     low, high = angle_range_deg
-
-    def allowed(angles: np.ndarray) -> np.ndarray:
-        keep = np.ones(len(angles), bool)
-        for centre, half_width in excluded_deg:
-            keep &= np.abs(angles - centre) >= half_width
-        return angles[keep]
-
-    coarse = np.arange(low, high + 1e-9, coarse_step_deg)
-    coarse = allowed(coarse)
-    if len(coarse) == 0:
+    angles = np.arange(low, high + 1e-9, step_deg)
+    evidence = ndimage.gaussian_filter1d(line_evidence(rows, cols, values, angles), smoothing_deg / step_deg, mode="nearest")
+    allowed = np.ones(len(angles), bool)
+    for centre, half_width in excluded_deg:
+        allowed &= np.abs(angles - centre) >= half_width
+    if not allowed.any():
         return float("nan"), 0.0
-    coarse_scores = line_evidence(rows, cols, values, coarse)
-    best = coarse[int(np.argmax(coarse_scores))]
-    fine = np.arange(best - 2 * coarse_step_deg, best + 2 * coarse_step_deg + 1e-9, fine_step_deg)
-    fine = allowed(fine)
-    fine_scores = line_evidence(rows, cols, values, fine)
-    median = float(np.median(coarse_scores))
-    sharpness = float(coarse_scores.max() / median) if median > 0 else 0.0
-    return _parabola_peak(fine, fine_scores), sharpness
+    candidates = np.where(allowed, evidence, -np.inf)
+    median = float(np.median(evidence))
+    sharpness = float(candidates.max() / median) if median > 0 else 0.0
+    return _parabola_peak(angles, candidates), sharpness
