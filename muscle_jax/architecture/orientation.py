@@ -94,7 +94,7 @@ def dominant_line_angle(
     region_HxW: np.ndarray,
     angle_range_deg: tuple[float, float],
     excluded_deg: tuple[tuple[float, float], ...] = (),
-    step_deg: float = 1.0,
+    step_deg: float = 2.0,
     smoothing_deg: float = 3.0,
     column_pool: int = 2,
 ) -> tuple[float, float]:
