@@ -41,13 +41,14 @@ def ridge_strength_HxW(image_HxW: np.ndarray, sigmas: tuple[float, ...]) -> np.n
 
 def line_evidence(
     rows_N: np.ndarray, cols_N: np.ndarray, values_N: np.ndarray, angles_deg: np.ndarray, min_chord_share: float = 0.2
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """For each angle, the variance across parallel lines (1 px apart) of the mean value
     along each line: a Radon transform of the samples (`values_N` at `rows_N`, `cols_N`,
     possibly fractional). Lines holding fewer than `min_chord_share` of the largest line's
-    samples are left out (too short a chord through the region to average)."""
+    samples are left out (too short a chord through the region to average). Returns the
+    evidence and what independent pixels would give by chance at each angle."""
     if len(values_N) == 0:
-        return np.zeros(len(angles_deg))
+        return np.zeros(len(angles_deg)), np.ones(len(angles_deg))
     values = values_N.astype(np.float64) - float(np.mean(values_N))
     radians = np.radians(np.asarray(angles_deg, np.float32))
     # A line at TimTrack angle a runs along (cos a, −sin a) in (column, row); its offset is
@@ -64,7 +65,11 @@ def line_evidence(
     long_enough = counts >= min_chord_share * counts.max(axis=1, keepdims=True)
     means = np.where(long_enough, sums / np.maximum(counts, 1.0), 0.0)
     weights = np.where(long_enough, counts, 0.0)
-    return (weights * means**2).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+    evidence = (weights * means**2).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+    # Without lines in the field, a line's mean over n pixels varies as variance / n, so the
+    # evidence expected by chance is variance · lines / pixels: larger where chords are short.
+    chance = values.var() * long_enough.sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+    return evidence, chance
 
 
 def _parabola_peak(angles_deg: np.ndarray, scores: np.ndarray) -> float:
@@ -106,21 +111,25 @@ def dominant_line_angle(
     happen to line up; the smoothed peak is their common direction) and refined by a
     parabola through the peak. Angles within `half_width` of a `(centre, half_width)` pair in
     `excluded_deg` are never chosen (e.g. the aponeuroses' own direction, whose remnants and
-    septa are not fascicles). Sharpness is the peak's smoothed evidence over the median
-    (1 = no preferred direction); the angle is NaN when the region is empty.
+    septa are not fascicles). Sharpness is the peak's evidence over chance, relative to the
+    median angle's (1 = no preferred direction); the angle is NaN when the region is empty.
     """
     rows, cols, values = _samples(field_HxW, region_HxW, column_pool)
     if len(values) == 0:
         return float("nan"), 0.0
     low, high = angle_range_deg
     angles = np.arange(low, high + 1e-9, step_deg)
-    evidence = ndimage.gaussian_filter1d(line_evidence(rows, cols, values, angles), smoothing_deg / step_deg, mode="nearest")
+    raw, chance = line_evidence(rows, cols, values, angles)
+    evidence = ndimage.gaussian_filter1d(raw, smoothing_deg / step_deg, mode="nearest")
     allowed = np.ones(len(angles), bool)
     for centre, half_width in excluded_deg:
         allowed &= np.abs(angles - centre) >= half_width
     if not allowed.any():
         return float("nan"), 0.0
     candidates = np.where(allowed, evidence, -np.inf)
-    median = float(np.median(evidence))
-    sharpness = float(candidates.max() / median) if median > 0 else 0.0
+    # Sharpness compares evidence over chance, so that short chords (steep angles) do not look sharp.
+    over_chance = np.where(chance > 0, evidence / np.maximum(chance, 1e-30), 0.0)
+    median = float(np.median(over_chance))
+    best = int(np.argmax(candidates))
+    sharpness = float(over_chance[best] / median) if median > 0 else 0.0
     return _parabola_peak(angles, candidates), sharpness
