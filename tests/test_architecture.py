@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 from scipy import ndimage  # noqa: E402
+from test_readers import truncate, write_video  # noqa: E402
 
 from muscle_jax.architecture import aponeurosis_network, command, geometry, measure, observers, orientation, smoothing  # noqa: E402
 from muscle_jax.architecture.region import find_clip_region, find_image_region  # noqa: E402
@@ -241,20 +242,6 @@ def test_kalman_smoother_reduces_noise_without_lag_and_keeps_gaps():
 # ---------------------------------------------------------------- the CLI
 
 
-def write_video(path: Path, frames_NxHxW: np.ndarray, fps: int = 20) -> Path:
-    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.height, stream.width = frames_NxHxW.shape[1:]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "10", "g": "2"}
-        for gray in frames_NxHxW:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.repeat(gray[..., None], 3, -1), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 def read_csv(path: Path) -> tuple[list[str], list[dict]]:
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
@@ -302,10 +289,8 @@ def test_clip_rows_follow_the_frames_and_smoothing_adds_columns(tmp_path):
 
 def test_corrupt_video_stops_with_one_line_naming_the_file(tmp_path):
     frames = np.stack([drawn_muscle(height=120, width=160, superficial_row=30, deep_row=95, seed=k) for k in range(12)])
-    clip = write_video(tmp_path / "clip.mp4", frames)
-    corrupt = tmp_path / "corrupt.mp4"
-    corrupt.write_bytes(clip.read_bytes()[: len(clip.read_bytes()) // 2])
-    with pytest.raises(ValueError, match="corrupt.mp4"):
+    corrupt = truncate(write_video(tmp_path / "clip.mp4", frames), 0.5)
+    with pytest.raises(ValueError, match="truncated_clip.mp4"):
         command.run(corrupt, tmp_path / "x.csv", None, command.Calibration())
     finished = subprocess.run(
         [sys.executable, "-m", "muscle_jax.architecture", f"--input={corrupt}", f"--output={tmp_path / 'y.csv'}"],
@@ -313,7 +298,7 @@ def test_corrupt_video_stops_with_one_line_naming_the_file(tmp_path):
     )
     assert finished.returncode == 1
     last = finished.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "corrupt.mp4" in last and "Traceback" not in finished.stderr
+    assert last.startswith("error: ") and "truncated_clip.mp4" in last and "Traceback" not in finished.stderr
 
 
 def test_bad_settings_are_refused(tmp_path):
