@@ -36,7 +36,7 @@ from muscle_jax.data.readers.frames import Crop, resize
 from muscle_jax.segmentation.curves import AponeurosisFit, default_roi_config, fit_aponeuroses
 from muscle_jax.segmentation.network import SHIPPED_CHECKPOINT
 
-THICKNESS_LOCATIONS = ("edge", "timtrack", "centre", "mean")
+THICKNESS_LOCATIONS = ("left_edge", "timtrack", "centre", "mean")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -54,7 +54,14 @@ def default_config() -> ml_collections.ConfigDict:
     config.margin_fraction = 0.1  # fascicle band clear of each aponeurosis' inner edge, share of thickness
     config.min_band_rows = 8  # at the working resolution: a thinner band between margins is not found
     config.min_sharpness = 1.5  # peak line evidence over the median; below: no fascicle direction
-    config.thickness_at = "edge"  # one of THICKNESS_LOCATIONS
+    # Where thickness is measured (THICKNESS_LOCATIONS): "left_edge", the left edge of the image
+    # in the canonical orientation, where the observers of the TimTrack labels measured it;
+    # "timtrack", where a fascicle centred on the image meets the deep aponeurosis (TimTrack's
+    # own algorithm); "centre", the middle column; "mean", the mean over the columns both cover.
+    config.thickness_at = "left_edge"
+    # Inner edge of each aponeurosis: "half_max", where its brightness falls half way to the
+    # muscle's (a property of the image); "mask", where the U-Net's mask ends.
+    config.inner_edge = "half_max"
     config.batch_size = 16
     return config
 
@@ -119,6 +126,57 @@ def inner_offset_px(mask_HxW: np.ndarray, coeffs: np.ndarray, column_range: tupl
     return float(np.median(offsets)) if offsets else 0.0
 
 
+def half_maximum_offset_px(image_HxW: np.ndarray, coeffs: np.ndarray, column_range: tuple[float, float],
+                           deep: bool, band_offset: float, muscle_level: float) -> float:
+    """Median distance (rows) from a fitted centre line to where the aponeurosis' brightness,
+    going into the muscle, falls half way from its peak to the muscle's median level."""
+    height = image_HxW.shape[0]
+    columns = np.linspace(column_range[0], column_range[1], 32).round().astype(int)
+    columns = columns[(columns >= 0) & (columns < image_HxW.shape[1])]
+    search = int(np.ceil(band_offset)) + 2
+    step = -1 if deep else 1
+    offsets = []
+    for column in columns:
+        centre = int(round(float(np.polyval(coeffs, column))))
+        low, high = centre - 4 * search, centre + 4 * search + 1
+        if low < 0 or high > height:
+            continue
+        profile = ndimage.gaussian_filter1d(image_HxW[low:high, column].astype(np.float32), 1.0)
+        peak = int(np.argmax(profile[3 * search : 5 * search + 1])) + 3 * search
+        half = 0.5 * (profile[peak] + muscle_level)
+        if profile[peak] <= muscle_level:
+            continue
+        row = peak
+        while 0 <= row + step < len(profile) and profile[row + step] > half:
+            row += step
+        if not 0 <= row + step < len(profile):
+            continue
+        # Sub-pixel crossing between row and row + step.
+        fraction = (profile[row] - half) / max(profile[row] - profile[row + step], 1e-6)
+        edge = low + row + step * fraction
+        offsets.append((edge - centre) * step)
+    return float(np.median(offsets)) if offsets else band_offset
+
+
+def inner_offsets(image_HxW: np.ndarray, mask_HxW: np.ndarray, fit: AponeurosisFit,
+                  column_range: tuple[float, float], inner_edge: str) -> tuple[float, float]:
+    """Distances (rows) from the superficial and deep centre lines to their inner edges."""
+    superficial = inner_offset_px(mask_HxW, fit.superficial_coeffs, column_range, deep=False)
+    deep = inner_offset_px(mask_HxW, fit.deep_coeffs, column_range, deep=True)
+    if inner_edge == "mask":
+        return superficial, deep
+    if inner_edge != "half_max":
+        raise ValueError(f"config.inner_edge must be 'half_max' or 'mask', got {inner_edge!r}")
+    # The muscle's level: the median grey between the aponeuroses, away from both.
+    columns = np.linspace(column_range[0], column_range[1], 32)
+    rows_KxC = np.linspace(np.polyval(fit.superficial_coeffs, columns), np.polyval(fit.deep_coeffs, columns), 12)[3:-3]
+    inside = (rows_KxC >= 0) & (rows_KxC < image_HxW.shape[0])
+    column_index = np.broadcast_to(np.clip(columns.round().astype(int), 0, image_HxW.shape[1] - 1), rows_KxC.shape)
+    muscle_level = float(np.median(image_HxW[rows_KxC[inside].astype(int), column_index[inside]])) if inside.any() else 0.0
+    return (half_maximum_offset_px(image_HxW, fit.superficial_coeffs, column_range, False, superficial, muscle_level),
+            half_maximum_offset_px(image_HxW, fit.deep_coeffs, column_range, True, deep, muscle_level))
+
+
 def usable_pixels_HxW(image_HxW: np.ndarray, margin: int) -> np.ndarray:
     """Pixels away from black outside-the-scan areas (steered or sector images), whose edges
     would otherwise read as lines."""
@@ -167,8 +225,7 @@ def measure_region(
     if not fit.found:
         return _not_found(fit.reason, region)
     column_range = (float(fit.column_range[0]), float(fit.column_range[1]))
-    superficial_offset = inner_offset_px(mask, fit.superficial_coeffs, column_range, deep=False)
-    deep_offset = inner_offset_px(mask, fit.deep_coeffs, column_range, deep=True)
+    superficial_offset, deep_offset = inner_offsets(image_HxW, mask, fit, column_range, config.inner_edge)
     superficial_line = geometry.line_through_curve(fit.superficial_coeffs, column_range)
     deep_line = geometry.line_through_curve(fit.deep_coeffs, column_range)
     beta_image = float(geometry.angle_deg(superficial_line[0]))
@@ -211,7 +268,7 @@ def measure_region(
         column = geometry.fascicle_centred_column(superficial_line, deep_line, alpha_image, (width - 1) / 2)
     elif config.thickness_at == "centre":
         column = (width - 1) / 2
-    elif config.thickness_at == "edge":
+    elif config.thickness_at == "left_edge":
         column = float(width - 1) if mirrored else 0.0
     elif config.thickness_at == "mean":
         column = float("nan")
