@@ -53,7 +53,10 @@ def default_config() -> ml_collections.ConfigDict:
     config.exclude_aponeurosis_deg = 4.0  # directions this close to an aponeurosis' are not fascicles
     config.margin_fraction = 0.1  # fascicle band clear of each aponeurosis' inner edge, share of thickness
     config.min_band_rows = 8  # at the working resolution: a thinner band between margins is not found
-    config.min_sharpness = 1.5  # peak line evidence over the median; below: no fascicle direction
+    # Peak line evidence over chance, relative to the median angle's; below: no fascicle direction.
+    # Flat evidence is 1; a field of pure noise peaks at 1.2-1.4 and faint fascicles at 45° (the
+    # GasFasTrack clips at maximal effort) at 1.3-1.5, so only evidence with no peak at all is refused.
+    config.min_sharpness = 1.2
     # Where thickness is measured (THICKNESS_LOCATIONS): "left_edge", the left edge of the image
     # in the canonical orientation, where the observers of the TimTrack labels measured it;
     # "timtrack", where a fascicle centred on the image meets the deep aponeurosis (TimTrack's

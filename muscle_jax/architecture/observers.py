@@ -108,14 +108,16 @@ class Agreement:
         return self.method_rms / self.observer_rms if self.observer_rms > 0 else float("nan")
 
 
-def agreement(images: list[LabelledImage], measured: dict[str, dict[str, float]], quantity: str) -> Agreement:
-    """The method (`measured[image][quantity]`, NaN or absent when not found) against the
-    observers of `images`, on the images it measured; observers' RMS over the same images."""
+def squared_differences(images: list[LabelledImage], measured: dict[str, dict[str, float]], quantity: str
+                        ) -> tuple[np.ndarray, np.ndarray, list[int], int]:
+    """(method², third observer²) differences from the pair mean, images × 3 choices of the third
+    observer, over the labelled images the method measured; their indices in `images`; and how
+    many images carry the quantity."""
     relative = QUANTITIES[quantity]
     key = quantity.removesuffix("_pct")
     method_column = {"thickness": "thickness_px", "fascicle_length": "fascicle_length_px"}.get(key, key)
-    third_sq, method_sq, labelled = [], [], 0
-    for image in images:
+    method_sq, third_sq, kept, labelled = [], [], [], 0
+    for index, image in enumerate(images):
         observers_O = image.values[key]
         if np.isnan(observers_O).any():
             continue
@@ -124,11 +126,43 @@ def agreement(images: list[LabelledImage], measured: dict[str, dict[str, float]]
         if not np.isfinite(value):
             continue
         third, method = _differences(observers_O, value, relative)
-        third_sq.append(third**2)
         method_sq.append(method**2)
-    if not method_sq:
+        third_sq.append(third**2)
+        kept.append(index)
+    return np.reshape(method_sq, (-1, 3)), np.reshape(third_sq, (-1, 3)), kept, labelled
+
+
+def _mean_rms(squared_IxO: np.ndarray) -> float:
+    """RMS over images for each choice of the third observer, then the mean over the choices."""
+    return float(np.mean(np.sqrt(np.mean(squared_IxO, axis=0))))
+
+
+def agreement(images: list[LabelledImage], measured: dict[str, dict[str, float]], quantity: str) -> Agreement:
+    """The method (`measured[image][quantity]`, NaN or absent when not found) against the
+    observers of `images`, on the images it measured; observers' RMS over the same images."""
+    method_sq, third_sq, kept, labelled = squared_differences(images, measured, quantity)
+    if not kept:
         return Agreement(float("nan"), float("nan"), 0, labelled)
-    # RMS over images for each choice of the third observer, then the mean over the choices.
-    method_rms = float(np.mean(np.sqrt(np.mean(method_sq, axis=0))))
-    observer_rms = float(np.mean(np.sqrt(np.mean(third_sq, axis=0))))
-    return Agreement(method_rms, observer_rms, len(method_sq), labelled)
+    return Agreement(_mean_rms(method_sq), _mean_rms(third_sq), len(kept), labelled)
+
+
+def ratio_interval(images: list[LabelledImage], measured: dict[str, dict[str, float]], quantity: str,
+                   by_image: bool = False, num_resamples: int = 2000, seed: int = 0) -> tuple[float, float] | None:
+    """95 % percentile-bootstrap interval of method RMS / observer RMS, resampling whole
+    participants (images with the same `participant`; each image with `by_image`) with
+    replacement; None with fewer than 2 groups."""
+    method_sq, third_sq, kept, _ = squared_differences(images, measured, quantity)
+    groups = np.array([images[i].image if by_image else images[i].participant for i in kept])
+    names = np.unique(groups)
+    if len(names) < 2:
+        return None
+    members = [np.nonzero(groups == name)[0] for name in names]
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(num_resamples):
+        chosen = np.concatenate([members[k] for k in rng.integers(0, len(names), len(names))])
+        observer = _mean_rms(third_sq[chosen])
+        if observer > 0:
+            ratios.append(_mean_rms(method_sq[chosen]) / observer)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return float(low), float(high)
