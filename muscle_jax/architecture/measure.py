@@ -46,6 +46,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.threshold = 0.5  # on the U-Net's aponeurosis probability
     config.roi = default_roi_config()  # curve degree and plausibility bounds of the aponeuroses
     config.roi.min_deep_span_share = 0.7  # the deep aponeurosis is nearly as wide as the widest deep band
+    config.roi.min_gap_fraction = 0.08  # closer bands are layers of the superficial aponeurosis
     config.skin_fraction = 0.05  # mask components centred in this top share of the region are skin
     config.working_height = 256  # the region's height in pixels for the fascicle search
     config.ridge_sigmas = (1.0,)  # line scales at the working resolution, pixels
