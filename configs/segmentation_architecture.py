@@ -1,0 +1,20 @@
+"""Aponeurosis U-Net for the architecture stage: configs/segmentation.py with small rotations and longer training.
+
+Run:      python -m muscle_jax.segmentation.train --config=configs/segmentation_architecture.py \
+              --output=muscle_jax/segmentation/pretrained/unet_aponeurosis.msgpack
+Time:     see docs/architecture_measurement.md (4800 steps of 8 frames on the 2-core CPU).
+Why:      the observers of the TimTrack labels measure thickness at the image's edge, where
+          a faint or tilted deep aponeurosis decides the number; rotations of up to
+          ±12 working pixels' degrees (about ±5° in a typical frame, whose columns are
+          squeezed more than its rows) show the network aponeuroses at more slopes.
+"""
+
+from configs import segmentation
+
+
+def get_config(mode: str = ""):
+    config = segmentation.get_config(mode)
+    config.augment.max_rotation_deg = 12.0
+    if not mode:
+        config.train.num_steps = 4800
+    return config
