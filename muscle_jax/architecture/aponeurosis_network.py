@@ -77,15 +77,18 @@ def resize_HxW(image_HxW: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(image_HxW, np.float32)
 
 
-def probabilities(images: Sequence[np.ndarray], checkpoint: str, batch_size: int = 16) -> list[np.ndarray]:
-    """The aponeurosis probability of every pixel of each uint8 grey image (any sizes), float32."""
+def probabilities(images: Sequence[np.ndarray], checkpoint: str, batch_size: int = 16,
+                  sizes: Sequence[tuple[int, int]] | None = None) -> list[np.ndarray]:
+    """The aponeurosis probability of every pixel of each uint8 grey image (any sizes), float32,
+    at the image's own size or at `sizes[i]` (the network's output resized straight to it)."""
     if not images:
         return []
+    sizes = sizes or [image.shape for image in images]
     model, params, input_hw, _ = cached_model(checkpoint)
     network = _network(model)
     inputs_NxHxW = np.stack([resize_HxW(image.astype(np.float32) / 255.0, input_hw) for image in images])
     working = _in_batches(network, params, inputs_NxHxW.astype(np.float32), batch_size)
-    return [np.clip(resize_HxW(p, image.shape), 0.0, 1.0).astype(np.float32) for p, image in zip(working, images, strict=True)]
+    return [np.clip(resize_HxW(p, tuple(size)), 0.0, 1.0).astype(np.float32) for p, size in zip(working, sizes, strict=True)]
 
 
 def _in_batches(network: Any, params: Any, inputs_NxHxW: np.ndarray, batch_size: int) -> np.ndarray:

@@ -48,7 +48,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.roi.min_deep_span_share = 0.7  # the deep aponeurosis is nearly as wide as the widest deep band
     config.roi.min_gap_fraction = 0.08  # closer bands are layers of the superficial aponeurosis
     config.skin_fraction = 0.05  # mask components centred in this top share of the region are skin
-    config.working_height = 256  # the region's height in pixels for the fascicle search
+    config.working_height = 256  # the region is measured at most this many pixels high (one scale for both axes)
     config.ridge_sigmas = (1.0,)  # line scales at the working resolution, pixels
     config.angle_range_deg = (-60.0, 60.0)  # fascicle directions searched, in the image as it is
     config.exclude_aponeurosis_deg = 4.0  # directions this close to an aponeurosis' are not fascicles
@@ -111,23 +111,25 @@ def drop_skin_HxW(mask_HxW: np.ndarray, skin_fraction: float) -> np.ndarray:
     return mask_HxW & ~np.isin(labels, skin) if len(skin) else mask_HxW
 
 
+def _sample_columns(coeffs: np.ndarray, column_range: tuple[float, float], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """32 columns spread over `column_range` (inside the image) and the curve's row at each, as ints."""
+    columns = np.linspace(column_range[0], column_range[1], 32).round().astype(int)
+    columns = columns[(columns >= 0) & (columns < width)]
+    return columns, np.polyval(coeffs, columns).round().astype(int)
+
+
 def inner_offset_px(mask_HxW: np.ndarray, coeffs: np.ndarray, column_range: tuple[float, float], deep: bool) -> float:
     """Median distance (rows) from a fitted centre line to the band's inner (muscle-side) edge."""
     height = mask_HxW.shape[0]
-    columns = np.linspace(column_range[0], column_range[1], 32).round().astype(int)
-    columns = columns[(columns >= 0) & (columns < mask_HxW.shape[1])]
+    columns, centres = _sample_columns(coeffs, column_range, mask_HxW.shape[1])
     reach = max(2, int(0.15 * height))
-    offsets = []
-    for column in columns:
-        centre = int(round(float(np.polyval(coeffs, column))))
-        if not 0 <= centre < height or not mask_HxW[centre, column]:
-            continue
-        step = -1 if deep else 1
-        row = centre
-        while 0 <= row + step < height and abs(row + step - centre) <= reach and mask_HxW[row + step, column]:
-            row += step
-        offsets.append(abs(row - centre))
-    return float(np.median(offsets)) if offsets else 0.0
+    rows_CxK = centres[:, None] + (-1 if deep else 1) * np.arange(reach + 1)[None, :]
+    inside = (rows_CxK >= 0) & (rows_CxK < height)
+    on_mask_CxK = inside & mask_HxW[np.clip(rows_CxK, 0, height - 1), columns[:, None]]
+    # Rows of the band from the centre inwards, up to the first row off it.
+    run = np.cumprod(on_mask_CxK, axis=1).sum(axis=1)
+    run = run[on_mask_CxK[:, 0]]
+    return float(np.median(run - 1)) if len(run) else 0.0
 
 
 def half_maximum_offset_px(image_HxW: np.ndarray, coeffs: np.ndarray, column_range: tuple[float, float],
@@ -135,31 +137,30 @@ def half_maximum_offset_px(image_HxW: np.ndarray, coeffs: np.ndarray, column_ran
     """Median distance (rows) from a fitted centre line to where the aponeurosis' brightness,
     going into the muscle, falls half way from its peak to the muscle's median level."""
     height = image_HxW.shape[0]
-    columns = np.linspace(column_range[0], column_range[1], 32).round().astype(int)
-    columns = columns[(columns >= 0) & (columns < image_HxW.shape[1])]
+    columns, centres = _sample_columns(coeffs, column_range, image_HxW.shape[1])
     search = int(np.ceil(band_offset)) + 2
-    step = -1 if deep else 1
-    offsets = []
-    for column in columns:
-        centre = int(round(float(np.polyval(coeffs, column))))
-        low, high = centre - 4 * search, centre + 4 * search + 1
-        if low < 0 or high > height:
-            continue
-        profile = ndimage.gaussian_filter1d(image_HxW[low:high, column].astype(np.float32), 1.0)
-        peak = int(np.argmax(profile[3 * search : 5 * search + 1])) + 3 * search
-        half = 0.5 * (profile[peak] + muscle_level)
-        if profile[peak] <= muscle_level:
-            continue
-        row = peak
-        while 0 <= row + step < len(profile) and profile[row + step] > half:
-            row += step
-        if not 0 <= row + step < len(profile):
-            continue
-        # Sub-pixel crossing between row and row + step.
-        fraction = (profile[row] - half) / max(profile[row] - profile[row + step], 1e-6)
-        edge = low + row + step * fraction
-        offsets.append((edge - centre) * step)
-    return float(np.median(offsets)) if offsets else band_offset
+    # Profiles across the aponeurosis, ordered from outside the muscle to inside it.
+    direction = -1 if deep else 1
+    rows_CxL = centres[:, None] + direction * np.arange(-4 * search, 4 * search + 1)[None, :]
+    whole = np.all((rows_CxL >= 0) & (rows_CxL < height), axis=1)
+    if not whole.any():
+        return band_offset
+    rows_CxL, columns = rows_CxL[whole], columns[whole]
+    profiles = ndimage.gaussian_filter1d(image_HxW[rows_CxL, columns[:, None]].astype(np.float32), 1.0, axis=1)
+    peaks = np.argmax(profiles[:, 3 * search : 5 * search + 1], axis=1) + 3 * search
+    peak_values = profiles[np.arange(len(peaks)), peaks]
+    halves = 0.5 * (peak_values + muscle_level)
+    positions = np.arange(profiles.shape[1])[None, :]
+    below = (profiles <= halves[:, None]) & (positions > peaks[:, None])
+    crossing = np.argmax(below, axis=1)  # first position past the peak at or below half
+    valid = below.any(axis=1) & (peak_values > muscle_level)
+    if not valid.any():
+        return band_offset
+    index = np.arange(len(peaks))[valid]
+    after, before = profiles[index, crossing[valid]], profiles[index, crossing[valid] - 1]
+    fraction = (before - halves[valid]) / np.maximum(before - after, 1e-6)  # sub-pixel crossing
+    edges = crossing[valid] - 1 + fraction - 4 * search  # from the centre, positive into the muscle
+    return float(np.median(edges))
 
 
 def inner_offsets(image_HxW: np.ndarray, mask_HxW: np.ndarray, fit: AponeurosisFit,
@@ -219,57 +220,54 @@ def _shifted_coeffs(coeffs: np.ndarray, row_shift: float, column_shift: float) -
     return shifted
 
 
+def working_hw(region_hw: tuple[int, int], working_height: int) -> tuple[int, int]:
+    """The region's size at the working resolution: at most `working_height` rows, one scale for both axes."""
+    height, width = region_hw
+    scale = min(1.0, working_height / height)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def measure_region(
-    image_HxW: np.ndarray, probabilities_HxW: np.ndarray, region: Crop, config: ml_collections.ConfigDict
+    work_HxW: np.ndarray, probabilities_HxW: np.ndarray, region: Crop, config: ml_collections.ConfigDict
 ) -> FrameArchitecture:
-    """Architecture of one region (`image` and the U-Net's `probabilities`, both the region's
-    size); the result's coordinates are those of the whole frame (offset by `region`)."""
+    """Architecture of one region from its picture and the U-Net's probabilities, both at the
+    working resolution (`working_hw`); the result is in the whole frame's pixels."""
+    row_scale, column_scale = work_HxW.shape[0] / region.h, work_HxW.shape[1] / region.w
+    aspect = row_scale / column_scale  # 1 up to rounding; angles are converted exactly all the same
+    to_image = lambda a: float(geometry.angle_deg(geometry.slope_rows_per_column(a) / aspect))  # noqa: E731
+    to_work = lambda a: float(geometry.angle_deg(geometry.slope_rows_per_column(a) * aspect))  # noqa: E731
     mask = drop_skin_HxW(probabilities_HxW >= config.threshold, config.skin_fraction)
     fit: AponeurosisFit = fit_aponeuroses(mask, config.roi)
     if not fit.found:
         return _not_found(fit.reason, region)
     column_range = (float(fit.column_range[0]), float(fit.column_range[1]))
-    superficial_offset, deep_offset = inner_offsets(image_HxW, mask, fit, column_range, config.inner_edge)
+    superficial_offset, deep_offset = inner_offsets(work_HxW, mask, fit, column_range, config.inner_edge)
     superficial_line = geometry.line_through_curve(fit.superficial_coeffs, column_range)
     deep_line = geometry.line_through_curve(fit.deep_coeffs, column_range)
-    beta_image = float(geometry.angle_deg(superficial_line[0]))
-    gamma_image = float(geometry.angle_deg(deep_line[0]))
+    beta_image = to_image(float(geometry.angle_deg(superficial_line[0])))
+    gamma_image = to_image(float(geometry.angle_deg(deep_line[0])))
 
-    # Fascicles, at one scale for both axes so that angles are kept.
-    height, width = image_HxW.shape
-    scale = min(1.0, config.working_height / height)
-    work_hw = (max(1, round(height * scale)), max(1, round(width * scale)))
-    row_scale, column_scale = work_hw[0] / height, work_hw[1] / width
-    work = resize(image_HxW, work_hw).astype(np.float32)
+    # Fascicles, between the aponeuroses' inner edges and clear of them by a margin.
     sigma = max(config.ridge_sigmas)
-    inner_thickness = fit.thickness_px - superficial_offset - deep_offset
-    clearance = config.margin_fraction * inner_thickness
-    band = fascicle_band_HxW(
-        work_hw,
-        _scaled_coeffs(fit.superficial_coeffs, row_scale, column_scale),
-        _scaled_coeffs(fit.deep_coeffs, row_scale, column_scale),
-        (column_range[0] * column_scale, column_range[1] * column_scale),
-        (superficial_offset + clearance) * row_scale + 2 * sigma,
-        (deep_offset + clearance) * row_scale + 2 * sigma,
-    )
-    band &= usable_pixels_HxW(work, int(round(3 * sigma)))
-    band[:, : int(3 * sigma)] = band[:, work_hw[1] - int(3 * sigma) :] = False
+    clearance = config.margin_fraction * (fit.thickness_px - superficial_offset - deep_offset)
+    band = fascicle_band_HxW(work_HxW.shape, fit.superficial_coeffs, fit.deep_coeffs, column_range,
+                             superficial_offset + clearance + 2 * sigma, deep_offset + clearance + 2 * sigma)
+    band &= usable_pixels_HxW(work_HxW, int(round(3 * sigma)))
+    band[:, : int(3 * sigma)] = band[:, work_HxW.shape[1] - int(3 * sigma) :] = False
     if band.any(axis=1).sum() < config.min_band_rows:
         return _not_found("too little muscle between the aponeuroses to read fascicles from", region)
-    ridges = orientation.ridge_strength_HxW(work, tuple(config.ridge_sigmas))
-    # Directions near the aponeuroses' (in working coordinates) are excluded.
-    aspect = row_scale / column_scale
-    work_angle = lambda a: float(geometry.angle_deg(geometry.slope_rows_per_column(a) * aspect))  # noqa: E731
-    excluded = tuple((work_angle(a), config.exclude_aponeurosis_deg) for a in (beta_image, gamma_image))
+    ridges = orientation.ridge_strength_HxW(work_HxW, tuple(config.ridge_sigmas))
+    excluded = tuple((to_work(a), config.exclude_aponeurosis_deg) for a in (beta_image, gamma_image))
     alpha_work, sharpness = orientation.dominant_line_angle(ridges, band, tuple(config.angle_range_deg), excluded)
     if not np.isfinite(alpha_work) or sharpness < config.min_sharpness:
         return _not_found(f"no dominant fascicle direction between the aponeuroses (evidence {sharpness:.2f}× "
                           f"the median, needs {config.min_sharpness})", region)
-    alpha_image = float(geometry.angle_deg(geometry.slope_rows_per_column(alpha_work) / aspect))
+    alpha_image = to_image(alpha_work)
 
     alpha, beta, gamma, mirrored = geometry.canonical_orientation(alpha_image, beta_image, gamma_image)
+    width = work_HxW.shape[1]
     if config.thickness_at == "timtrack":
-        column = geometry.fascicle_centred_column(superficial_line, deep_line, alpha_image, (width - 1) / 2)
+        column = geometry.fascicle_centred_column(superficial_line, deep_line, alpha_work, (width - 1) / 2)
     elif config.thickness_at == "centre":
         column = (width - 1) / 2
     elif config.thickness_at == "left_edge":
@@ -283,9 +281,11 @@ def measure_region(
             fit.superficial_coeffs, column_range, column)
     else:
         centre_distance = fit.thickness_px
-    thickness = centre_distance - superficial_offset - deep_offset
+    thickness = (centre_distance - superficial_offset - deep_offset) / row_scale
     if thickness <= 0:
-        return _not_found(f"the aponeuroses meet at column {column:.0f} (thickness {thickness:.0f} px)", region)
+        return _not_found(f"the aponeuroses meet at column {column / column_scale:.0f} (thickness {thickness:.0f} px)",
+                          region)
+    to_frame = lambda c: _shifted_coeffs(_scaled_coeffs(c, 1 / row_scale, 1 / column_scale), region.y, region.x)  # noqa: E731
     return FrameArchitecture(
         found=True,
         reason="",
@@ -297,11 +297,11 @@ def measure_region(
         fascicle_length_px=geometry.fascicle_length(thickness, alpha, beta),
         mirrored=mirrored,
         region=region,
-        superficial_coeffs=_shifted_coeffs(fit.superficial_coeffs, region.y, region.x),
-        deep_coeffs=_shifted_coeffs(fit.deep_coeffs, region.y, region.x),
-        column_range=(column_range[0] + region.x, column_range[1] + region.x),
-        inner_offsets_px=(superficial_offset, deep_offset),
-        thickness_column=column + region.x if np.isfinite(column) else float("nan"),
+        superficial_coeffs=to_frame(fit.superficial_coeffs),
+        deep_coeffs=to_frame(fit.deep_coeffs),
+        column_range=(column_range[0] / column_scale + region.x, column_range[1] / column_scale + region.x),
+        inner_offsets_px=(superficial_offset / row_scale, deep_offset / row_scale),
+        thickness_column=column / column_scale + region.x if np.isfinite(column) else float("nan"),
         fascicle_angle_image_deg=alpha_image,
         sharpness=sharpness,
     )
@@ -345,7 +345,8 @@ def measure_frames(
             results[i] = _not_found("no image region: nothing in the frame has the texture of a B-mode image")
             continue
         pending.append((i, region.apply(frame, f"frame {i}"), region))
-    probabilities = aponeurosis_network.probabilities([crop for _, crop, _ in pending], checkpoint, config.batch_size)
-    for (i, crop, region), probabilities_HxW in zip(pending, probabilities, strict=True):
-        results[i] = measure_region(crop, probabilities_HxW, region, config)
+    sizes = [working_hw(crop.shape, config.working_height) for _, crop, _ in pending]
+    probabilities = aponeurosis_network.probabilities([crop for _, crop, _ in pending], checkpoint, config.batch_size, sizes)
+    for (i, crop, region), hw, probabilities_HxW in zip(pending, sizes, probabilities, strict=True):
+        results[i] = measure_region(resize(crop, hw).astype(np.float32), probabilities_HxW, region, config)
     return results  # type: ignore[return-value]
