@@ -9,7 +9,10 @@
 (`muscle_jax.data.recordings.read_rois`: the layout's calibration crop, or `--crop`, or a
 detected image region; then the run's ROI source and size). The CSV has one row per decoded
 frame: `frame,time_s,<target>,<target>_std` for each target the run was trained on — the
-mean and standard deviation across the fold models, in physical units. A frame in which the
+mean and standard deviation across the fold models, in physical units — and then, unless
+`--noarchitecture`, the muscle architecture measured on the same frame
+(`muscle_jax.architecture`: architecture_found, the aponeurosis and fascicle angles,
+pennation, thickness and fascicle length in pixels). A frame in which the
 segmentation stage found no muscle gets NaN predictions (and is counted); undecodable frames
 are an error unless `--skip_bad_frames`, which counts them.
 """
@@ -132,12 +135,14 @@ def predict_recording(
     )
 
 
-def write_csv(path: Path | str, prediction: Prediction) -> None:
-    """`frame,time_s,<target>,<target>_std,…`, one row per decoded frame."""
+def write_csv(path: Path | str, prediction: Prediction, extra_columns: dict[str, np.ndarray] | None = None) -> None:
+    """`frame,time_s,<target>,<target>_std,…` and then `extra_columns` (one value per row), one
+    row per decoded frame."""
     columns = {"frame": prediction.frame_N, "time_s": prediction.time_s_N}
     for t, target in enumerate(prediction.targets):
         columns[target] = prediction.mean_NxT[:, t]
         columns[f"{target}_std"] = prediction.std_NxT[:, t]
+    columns.update(extra_columns or {})
     lines = [",".join(columns)]
     for n in range(len(prediction.frame_N)):
         lines.append(",".join([str(int(prediction.frame_N[n]))] + [f"{float(v[n]):.6g}" for v in list(columns.values())[1:]]))
@@ -178,6 +183,8 @@ _CROP = flags.DEFINE_string("crop", None, "Image region 'x,y,w,h' (0-based px); 
 _FPS = flags.DEFINE_float("fps", None, "Frame rate of a folder of images (for time_s).")
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Frames per model call.")
 _SKIP = flags.DEFINE_boolean("skip_bad_frames", False, "Leave undecodable frames out (counted) instead of failing.")
+_ARCHITECTURE = flags.DEFINE_boolean(
+    "architecture", True, "Also measure muscle architecture on every frame (muscle_jax.architecture) and add its columns.")
 flags.mark_flags_as_required(["workdir", "input", "output"])
 
 
@@ -189,7 +196,16 @@ def main(argv: list[str]) -> None:
 
     ensemble = ensemble_lib.load(_WORKDIR.value)
     prediction = predict_recording(ensemble, _INPUT.value, _CROP.value, _FPS.value, _BATCH.value, _SKIP.value)
-    write_csv(_OUTPUT.value, prediction)
+    extra = None
+    if _ARCHITECTURE.value:
+        from muscle_jax.architecture.command import architecture_columns
+
+        started = time.perf_counter()
+        crop = crop_for(Path(_INPUT.value), preprocessing_of(ensemble.config, ensemble.image_shape), _CROP.value)
+        extra = architecture_columns(Path(_INPUT.value), crop, prediction.frame_N)
+        print(f"architecture measured on {int(extra['architecture_found'].sum())}/{len(prediction.frame_N)} frames "
+              f"in {time.perf_counter() - started:.1f} s")
+    write_csv(_OUTPUT.value, prediction, extra)
     if _PLOT.value:
         plot(_PLOT.value, prediction, Path(_INPUT.value).name)
     seconds = prediction.seconds

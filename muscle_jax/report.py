@@ -25,7 +25,8 @@ from muscle_jax.folds import Folds
 
 UNITS = {"angle_deg": "°", "torque_nm": "N·m", "emg_v": "V"}
 METRICS = ("rmse", "nrmse_pct", "r2", "pearson_r")
-MODEL_TITLES = {"cnn": "CNN", "mean_predictor": "mean predictor", "ridge_architecture": "ridge on architecture"}
+MODEL_TITLES = {"cnn": "CNN", "mean_predictor": "mean predictor", "ridge_architecture": "ridge on architecture",
+                "ridge_measured_architecture": "ridge on measured architecture"}
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -70,7 +71,8 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, jax {jax.__version__} on {jax.default_backend()}"
 
 
-def _summaries(per_fold: list[dict[str, np.ndarray]], target_names) -> dict:
+def fold_summaries(per_fold: list[dict[str, np.ndarray]], target_names) -> dict:
+    """Per target and metric: mean, sd and 95 % bootstrap interval over folds, and the per-fold values."""
     summary = {}
     for t, name in enumerate(target_names):
         summary[name] = {}
@@ -99,7 +101,7 @@ def write_results(workdir: Path, config, info, index: RecordIndex, folds: Folds,
              "num_train": int(folds.train_KxN[k].sum()), "num_test": int(folds.test_KxN[k].sum())}
             for k in range(folds.num_folds)
         ],
-        "models": {name: _summaries(per_fold, index.target_names) for name, per_fold in evaluation["per_fold"].items()},
+        "models": {name: fold_summaries(per_fold, index.target_names) for name, per_fold in evaluation["per_fold"].items()},
         "timing": {k: round(v, 2) for k, v in timings.items()},
         "commit": _commit(),
         "machine": _machine(),

@@ -315,3 +315,29 @@ def test_bad_settings_are_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="holds no image files"):
         command.run(tmp_path / "empty", tmp_path / "x.csv", None, command.Calibration())
+
+
+# ---------------------------------------------------------------- the measured-architecture baseline
+
+
+def test_ridge_on_measured_architecture_learns_from_training_folds_only():
+    from muscle_jax.architecture import baseline
+    from muscle_jax.folds import make_folds
+
+    rng = np.random.default_rng(6)
+    groups = np.repeat(np.arange(4), 50)
+    features = rng.normal(size=(200, 4))
+    targets = (features @ np.array([[1.0], [-2.0], [0.5], [0.0]])) + 3.0
+    features[[10, 120]] = np.nan  # frames the stage did not measure
+    found = np.isfinite(features).all(axis=1)
+    folds = make_folds(groups, "participant")
+    measured = baseline.MeasuredArchitecture(features, found)
+    predictions = baseline.ridge_on_measured(measured, targets.astype(np.float32), folds, alpha=1e-3)
+    ok = found
+    np.testing.assert_allclose(predictions[ok], targets[ok], atol=0.05)
+    assert np.isfinite(predictions[~found]).all()  # imputed with the fold's training means
+    # Changing a held-out group's targets changes nothing of its own predictions.
+    altered = targets.copy()
+    altered[groups == 0] += 100.0
+    again = baseline.ridge_on_measured(measured, altered.astype(np.float32), folds, alpha=1e-3)
+    np.testing.assert_allclose(again[groups == 0], predictions[groups == 0], atol=1e-4)

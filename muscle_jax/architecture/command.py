@@ -31,6 +31,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -223,12 +224,10 @@ class VideoWriter:
         self._container.close()
 
 
-def measure_clip(path: Path, output: Output, calibration: Calibration, batch_size: int, smooth: bool) -> None:
-    """Every frame of a video or DICOM cine; a file that cannot be decoded whole is an error."""
-    decoded = read_frames(path).require_complete(skip_bad_frames=False)
-    frames = decoded.images_N
-    crop = calibration.crop
-    mm_per_px = calibration.mm_per_px
+def clip_geometry(path: Path, frames_NxHxW: np.ndarray, calibration: Calibration) -> Calibration:
+    """The clip's image region and scale: the calibration's, else the DICOM header's, else
+    (region only) the pixels that change over a sample of frames spread over the clip."""
+    crop, mm_per_px = calibration.crop, calibration.mm_per_px
     if path.suffix.lower() in DICOM_SUFFIXES:
         crop = crop or read_dicom_region(path)
         spacing = read_dicom_pixel_spacing_mm(path)
@@ -238,10 +237,17 @@ def measure_clip(path: Path, output: Output, calibration: Calibration, batch_siz
                                  "angles in pixels would not be angles in the body")
             mm_per_px = float(np.mean(spacing))
     if crop is None:
-        # The pixels that change over the clip (a sample of frames spread over it suffices).
-        sample = frames[np.linspace(0, len(frames) - 1, min(len(frames), 64)).round().astype(int)]
+        sample = frames_NxHxW[np.linspace(0, len(frames_NxHxW) - 1, min(len(frames_NxHxW), 64)).round().astype(int)]
         crop = find_clip_region(sample)
         log.info("%s: image region %s", path, crop)
+    return Calibration(crop, mm_per_px)
+
+
+def measure_clip(path: Path, output: Output, calibration: Calibration, batch_size: int, smooth: bool) -> None:
+    """Every frame of a video or DICOM cine; a file that cannot be decoded whole is an error."""
+    decoded = read_frames(path).require_complete(skip_bad_frames=False)
+    frames = decoded.images_N
+    calibration = clip_geometry(path, frames, calibration)
     config = default_config()
     config.batch_size = batch_size
     results: list[FrameArchitecture] = []
@@ -251,25 +257,31 @@ def measure_clip(path: Path, output: Output, calibration: Calibration, batch_siz
         rate = 1.0 / float(np.median(np.diff(times))) if len(times) > 1 and np.isfinite(times).all() else 30.0
         writer = VideoWriter(output.overlay, frames.shape[1], frames.shape[2], rate)
     try:
-        _measure_chunks(path, decoded, crop, config, batch_size, output, writer, results)
+        _measure_chunks(path, decoded, calibration.crop, config, output, writer, results)
     finally:
         if writer is not None:
             writer.close()
-    rows = [csv_row(path.name, int(index), float(t), result, mm_per_px)
+    rows = [csv_row(path.name, int(index), float(t), result, calibration.mm_per_px)
             for index, t, result in zip(decoded.index_N, decoded.time_s_N, results, strict=True)]
     if smooth:
-        for name, values in smoothed_columns(decoded.time_s_N, results, mm_per_px).items():
+        for name, values in smoothed_columns(decoded.time_s_N, results, calibration.mm_per_px).items():
             for row, value in zip(rows, values, strict=True):
                 row[name] = _number(value)
     output.write(rows)
 
 
-def _measure_chunks(path, decoded, crop, config, batch_size, output, writer, results) -> None:
+def measure_in_batches(frames_NxHxW: np.ndarray, crop: Crop | None, config) -> Iterator[tuple[int, list[FrameArchitecture]]]:
+    """(first frame, results) for the clip's frames `config.batch_size` at a time (bounded memory)."""
+    for start in tqdm(range(0, len(frames_NxHxW), config.batch_size), desc="architecture", unit="batch", leave=False):
+        chunk = list(frames_NxHxW[start : start + config.batch_size])
+        yield start, measure_frames(chunk, [crop] * len(chunk), config)
+
+
+def _measure_chunks(path, decoded, crop, config, output, writer, results) -> None:
     """The clip's frames `batch_size` at a time, with their overlays; results appended to `results`."""
     frames = decoded.images_N
-    for start in tqdm(range(0, len(frames), batch_size), desc="architecture", unit="batch", leave=False):
-        chunk = list(frames[start : start + batch_size])
-        chunk_results = measure_frames(chunk, [crop] * len(chunk), config)
+    for start, chunk_results in measure_in_batches(frames, crop, config):
+        chunk = frames[start : start + len(chunk_results)]
         results.extend(chunk_results)
         if output.overlay is not None:
             for offset, (frame, result) in enumerate(zip(chunk, chunk_results, strict=True)):
@@ -280,6 +292,25 @@ def _measure_chunks(path, decoded, crop, config, batch_size, output, writer, res
                     output.overlay.mkdir(parents=True, exist_ok=True)
                     index = int(decoded.index_N[start + offset])
                     Image.fromarray(picture).save(output.overlay / f"{path.stem}_{index:06d}.png")
+
+
+def architecture_columns(path: Path, crop: Crop | None, frame_N: np.ndarray, batch_size: int = 16) -> dict[str, np.ndarray]:
+    """The architecture of the frames `frame_N` (decoded frame numbers) of a recording, as
+    columns for another CSV (`muscle_jax.predict`): `architecture_found` and the numeric
+    columns of this CLI, NaN where a frame was not measured."""
+    decoded = read_frames(path)
+    crop = clip_geometry(Path(path), decoded.images_N, Calibration(crop)).crop
+    config = default_config()
+    config.batch_size = batch_size
+    by_frame = {}
+    for start, results in measure_in_batches(decoded.images_N, crop, config):
+        by_frame.update(zip(decoded.index_N[start : start + len(results)].tolist(), results, strict=True))
+    missing = FrameArchitecture(False, "frame not decoded")
+    chosen = [by_frame.get(int(f), missing) for f in frame_N]
+    columns = {"architecture_found": np.array([r.found for r in chosen])}
+    for name in COLUMNS[5:]:
+        columns[name] = np.array([getattr(r, name) for r in chosen], np.float64)
+    return columns
 
 
 def run(input_path: Path, output_path: Path, overlay: Path | None, calibration: Calibration,
