@@ -6,7 +6,8 @@ Each frame is measured on its own (no state carried between frames, so nothing c
 2. **Aponeuroses**: the shipped U-Net's mask of the region (`segmentation.network`); bands
    touching the top of the image (the skin under the probe) are dropped, and
    `segmentation.curves.fit_aponeuroses` fits the superficial and deep aponeurosis curves.
-   Their angles are those of the least-squares lines through the curves.
+   Their angles are those of least-squares lines through each band's centre rows, wherever
+   the band shows.
 3. **Fascicles**: the region is resized so that its height is `config.working_height`
    pixels (one scale for both axes, so angles are kept); the dominant direction of bright
    lines between the aponeuroses, clear of their own thickness by a margin, is the
@@ -182,6 +183,24 @@ def inner_offsets(image_HxW: np.ndarray, mask_HxW: np.ndarray, fit: AponeurosisF
             half_maximum_offset_px(image_HxW, fit.deep_coeffs, column_range, True, deep, muscle_level))
 
 
+def band_line(mask_HxW: np.ndarray, coeffs: np.ndarray, column_range, reach: float) -> np.ndarray:
+    """Least-squares line through the centre rows of the mask near a curve, over every column
+    where the band shows (not only those both aponeuroses cover)."""
+    height, width = mask_HxW.shape
+    columns = np.arange(width)
+    centres = geometry.row_on_curve(coeffs, column_range, columns.astype(np.float64))
+    offsets = np.arange(-int(np.ceil(reach)), int(np.ceil(reach)) + 1)
+    rows = np.round(centres)[:, None].astype(int) + offsets[None, :]
+    inside = (rows >= 0) & (rows < height)
+    hits = inside & mask_HxW[np.clip(rows, 0, height - 1), columns[:, None]]
+    counts = hits.sum(axis=1)
+    keep = counts >= 2
+    if keep.sum() < 8:
+        return geometry.line_through_curve(coeffs, column_range)
+    centre_rows = (np.where(hits, rows, 0).sum(axis=1)[keep]) / counts[keep]
+    return np.polyfit(columns[keep].astype(np.float64), centre_rows, 1)
+
+
 def usable_pixels_HxW(image_HxW: np.ndarray, margin: int) -> np.ndarray:
     """Pixels away from black outside-the-scan areas (steered or sector images), whose edges
     would otherwise read as lines."""
@@ -242,8 +261,9 @@ def measure_region(
         return _not_found(fit.reason, region)
     column_range = (float(fit.column_range[0]), float(fit.column_range[1]))
     superficial_offset, deep_offset = inner_offsets(work_HxW, mask, fit, column_range, config.inner_edge)
-    superficial_line = geometry.line_through_curve(fit.superficial_coeffs, column_range)
-    deep_line = geometry.line_through_curve(fit.deep_coeffs, column_range)
+    # Each aponeurosis' angle from all of it that shows, as an observer draws it.
+    superficial_line = band_line(mask, fit.superficial_coeffs, column_range, superficial_offset + 3)
+    deep_line = band_line(mask, fit.deep_coeffs, column_range, deep_offset + 3)
     beta_image = to_image(float(geometry.angle_deg(superficial_line[0])))
     gamma_image = to_image(float(geometry.angle_deg(deep_line[0])))
 
