@@ -1,6 +1,7 @@
 """The architecture stage against three trained observers, per data set (issue 17's table).
 
     python experiments/architecture_agreement.py [--json=docs/figures/architecture_agreement.json]
+        [--figure=docs/figures/architecture_overlays.png]
 
 For each data set of ../shared/data/timtrack_architecture and each quantity: the method's
 RMS difference from the mean of two observers beside the third observer's RMS difference
@@ -45,9 +46,38 @@ TIMTRACK_PUBLISHED = {"fascicle_length_rmsd_cm": 0.52, "coefficient_of_multiple_
 _COLUMN = {"thickness": "thickness_px", "fascicle_length": "fascicle_length_px"}
 
 
+FIGURE_IMAGES = ("dataset1/S2/S2_R20_step_125.png", "dataset2/range-of-motion/gastroc_range_of_motion_302.png",
+                 "dataset4/SampleA/GM_T_10.png", "dataset4/SampleB/GM_P_5.bmp")
+
+
 def define_flags() -> None:
     flags.DEFINE_string("json", "docs/figures/architecture_agreement.json", "where to write every figure")
+    flags.DEFINE_string("figure", "docs/figures/architecture_overlays.png", "overlays of four labelled images")
     flags.DEFINE_string("labels", str(observers.TIMTRACK_DIR), "the timtrack_architecture folder")
+
+
+def overlay_figure(path: Path, labels: Path, images: list, results: list) -> None:
+    """The stage's overlays on one image of each data set and scanner, 2 × 2, with the observers' means."""
+    from PIL import Image, ImageDraw
+
+    from muscle_jax.architecture.overlay import draw_overlay
+
+    panels = []
+    for name in FIGURE_IMAGES:
+        k = next(i for i, image in enumerate(images) if image.image == name)
+        picture = Image.fromarray(draw_overlay(read_gray_image(labels / "images" / name), results[k]))
+        picture.thumbnail((600, 420))
+        values = images[k].values
+        ImageDraw.Draw(picture).text(
+            (6, picture.height - 28), f"{name}\nobservers: fascicle {values['fascicle_angle_deg'].mean():.1f} deg, "
+            f"thickness {values['thickness'].mean():.0f} px", fill=(255, 255, 0))
+        panels.append(picture)
+    width, height = max(p.width for p in panels), max(p.height for p in panels)
+    sheet = Image.new("RGB", (2 * width, 2 * height))
+    for k, panel in enumerate(panels):
+        sheet.paste(panel, ((k % 2) * width, (k // 2) * height))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
 
 
 def baseline_values(images: list[observers.LabelledImage], by_image: bool) -> dict[str, dict[str, float]]:
@@ -126,6 +156,8 @@ def main(argv: list[str]) -> None:
         report["datasets"][dataset] = entry
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=1))
+    if args.figure:
+        overlay_figure(Path(args.figure), Path(args.labels), images, results)
     print("\n".join(lines))
     for dataset in DATASETS:
         entry = report["datasets"][dataset]
