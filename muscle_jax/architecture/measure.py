@@ -202,10 +202,18 @@ def band_line(mask_HxW: np.ndarray, coeffs: np.ndarray, column_range, reach: flo
 
 
 def usable_pixels_HxW(image_HxW: np.ndarray, margin: int) -> np.ndarray:
-    """Pixels away from black outside-the-scan areas (steered or sector images), whose edges
-    would otherwise read as lines."""
-    dead = ndimage.maximum_filter(image_HxW, size=5) <= 3
-    return ~ndimage.binary_dilation(dead, iterations=max(1, margin)) if dead.any() else np.ones_like(dead)
+    """Pixels away from black outside-the-scan areas (the corners of steered or sector images),
+    whose edges would otherwise read as lines. Such an area is black and reaches the region's
+    border; dark muscle inside the image does not count."""
+    dark = ndimage.maximum_filter(image_HxW, size=5) <= 3
+    if not dark.any():
+        return np.ones_like(dark)
+    labels, count = ndimage.label(dark)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    outside = np.isin(labels, border[border > 0])
+    if not outside.any():
+        return np.ones_like(dark)
+    return ndimage.maximum_filter(outside.astype(np.uint8), size=2 * max(1, margin) + 1) == 0
 
 
 def fascicle_band_HxW(
