@@ -341,3 +341,29 @@ def test_ridge_on_measured_architecture_learns_from_training_folds_only():
     altered[groups == 0] += 100.0
     again = baseline.ridge_on_measured(measured, altered.astype(np.float32), folds, alpha=1e-3)
     np.testing.assert_allclose(again[groups == 0], predictions[groups == 0], atol=1e-4)
+
+
+def test_dicom_cine_gives_millimetres_from_its_pixel_spacing(tmp_path):
+    import pydicom
+
+    from test_readers import write_dicom
+
+    frames = np.stack([drawn_muscle(alpha=a, height=240, width=320, superficial_row=60, deep_row=190, seed=k)
+                       for k, a in enumerate((15.0, 16.0, 17.0))])
+    path = write_dicom(tmp_path / "cine.dcm", frames, frame_time_ms=40.0, region=Crop(0, 0, 320, 240))
+    dataset = pydicom.dcmread(str(path))
+    region = dataset.SequenceOfUltrasoundRegions[0]
+    region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3  # centimetres
+    region.PhysicalDeltaX = region.PhysicalDeltaY = 0.012
+    dataset.save_as(str(path), enforce_file_format=True)
+    output = tmp_path / "cine.csv"
+    assert command.run(path, output, None, command.Calibration()).found == 3
+    _, rows = read_csv(output)
+    np.testing.assert_allclose([float(r["time_s"]) for r in rows], [0.0, 0.04, 0.08], atol=1e-6)
+    for row in rows:
+        assert float(row["thickness_mm"]) == pytest.approx(0.12 * float(row["thickness_px"]), rel=1e-4)
+        assert float(row["fascicle_length_mm"]) == pytest.approx(0.12 * float(row["fascicle_length_px"]), rel=1e-4)
+    region.PhysicalDeltaY = 0.02  # rows 0.2 mm, columns 0.12 mm: angles in pixels are not angles in the body
+    dataset.save_as(str(path), enforce_file_format=True)
+    with pytest.raises(ValueError, match="not square"):
+        command.run(path, output, None, command.Calibration())
