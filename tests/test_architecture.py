@@ -367,3 +367,18 @@ def test_dicom_cine_gives_millimetres_from_its_pixel_spacing(tmp_path):
     dataset.save_as(str(path), enforce_file_format=True)
     with pytest.raises(ValueError, match="not square"):
         command.run(path, output, None, command.Calibration())
+
+
+def test_calibration_file_gives_region_and_scale_and_bad_ones_are_refused(tmp_path):
+    capture = np.full((300, 420), 45, np.uint8)
+    capture[20:280, 30:390] = drawn_muscle(height=260, width=360, superficial_row=60, deep_row=200)
+    Image.fromarray(capture).save(tmp_path / "capture.png")
+    (tmp_path / "calibration.json").write_text('{"mm_per_px": 0.08, "crop_xywh": [30, 20, 360, 260]}')
+    calibration = command.read_calibration(tmp_path / "calibration.json")
+    assert calibration == command.Calibration(Crop(30, 20, 360, 260), 0.08)
+    command.run(tmp_path / "capture.png", tmp_path / "out.csv", None, calibration)
+    _, (row,) = read_csv(tmp_path / "out.csv")
+    assert row["found"] == "True" and float(row["thickness_mm"]) == pytest.approx(0.08 * float(row["thickness_px"]), rel=1e-4)
+    (tmp_path / "bad.json").write_text('{"mm_per_px": "wide"}')
+    with pytest.raises(ValueError, match=r"bad\.json: expected JSON"):
+        command.read_calibration(tmp_path / "bad.json")
