@@ -78,6 +78,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 256  # per fold
     config.eval.ridge_alpha = 1.0
+    # A baseline beside the CNN: ridge regression on the architecture muscle_jax.architecture
+    # measures from every record's full frame (what a tool like TimTrack would give). Off here:
+    # measuring 6,000 phantom frames adds about a minute to the default job.
+    config.eval.measured_architecture_baseline = False
     config.eval.plots = True
 
     # How this machine runs the model (muscle_jax/runtime): never part of the model; 'auto'

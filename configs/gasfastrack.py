@@ -28,4 +28,5 @@ def get_config():
     config.folds.group_by = "trial"
     config.folds.num_folds = 6
     config.train.num_steps = 300
+    config.eval.measured_architecture_baseline = True  # what the architecture measured from the clips predicts
     return config

@@ -1,6 +1,7 @@
-"""Aponeurosis segmentation: the U-Net shipped in muscle_jax/segmentation/pretrained/.
+"""Aponeurosis segmentation: the base recipe (configs/segmentation_architecture.py, which adds
+small rotations and longer training, made the U-Net shipped in muscle_jax/segmentation/pretrained/).
 
-Run (regenerates the shipped checkpoint, which stores its validation metrics):
+Run (a checkpoint storing its validation metrics; this recipe shipped until the architecture stage):
           python -m muscle_jax.segmentation.train --config=configs/segmentation.py \
               --output=muscle_jax/segmentation/pretrained/unet_aponeurosis.msgpack
 Time:     848 s of training (14 min) on the quiet 2-core CPU (2400 steps of 8 frames).

@@ -9,7 +9,10 @@
 (`muscle_jax.data.recordings.read_rois`: the layout's calibration crop, or `--crop`, or a
 detected image region; then the run's ROI source and size). The CSV has one row per decoded
 frame: `frame,time_s,<target>,<target>_std` for each target the run was trained on — the
-mean and standard deviation across the fold models, in physical units. A frame in which the
+mean and standard deviation across the fold models, in physical units — and then, unless
+`--noarchitecture`, the muscle architecture measured on the same frame
+(`muscle_jax.architecture`: architecture_found, the aponeurosis and fascicle angles,
+pennation, thickness and fascicle length in pixels). A frame in which the
 segmentation stage found no muscle gets NaN predictions (and is counted); undecodable frames
 are an error unless `--skip_bad_frames`, which counts them.
 """
@@ -28,6 +31,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from muscle_jax import cli
+from muscle_jax.architecture.command import architecture_columns
 from muscle_jax import ensemble as ensemble_lib
 from muscle_jax.data import pipeline, recordings, ultrasound_states
 from muscle_jax.data.readers.dicom import read_dicom_region
@@ -140,12 +144,14 @@ def predict_recording(
     )
 
 
-def write_csv(path: Path | str, prediction: Prediction) -> None:
-    """`frame,time_s,<target>,<target>_std,…`, one row per decoded frame."""
+def write_csv(path: Path | str, prediction: Prediction, extra_columns: dict[str, np.ndarray] | None = None) -> None:
+    """`frame,time_s,<target>,<target>_std,…` and then `extra_columns` (one value per row), one
+    row per decoded frame."""
     columns = {"frame": prediction.frame_N, "time_s": prediction.time_s_N}
     for t, target in enumerate(prediction.targets):
         columns[target] = prediction.mean_NxT[:, t]
         columns[f"{target}_std"] = prediction.std_NxT[:, t]
+    columns.update(extra_columns or {})
     lines = [",".join(columns)]
     for n in range(len(prediction.frame_N)):
         lines.append(",".join([str(int(prediction.frame_N[n]))] + [f"{float(v[n]):.6g}" for v in list(columns.values())[1:]]))
@@ -174,15 +180,23 @@ def plot(path: Path | str, prediction: Prediction, title: str) -> None:
 
 def run(workdir: str | Path, input_path: str | Path, output: str | Path, plot_path: str | Path | None = None,
         crop_text: str | None = None, fps: float | None = None, batch_size: int = 128, skip_bad_frames: bool = False,
-        ensemble=None) -> str:
+        architecture: bool = True, ensemble=None) -> str:
     """The command's work: predicts `input_path` with the run in `workdir` (or the `ensemble`
-    already loaded from it), writes the CSV (and the plot); returns the summary it prints."""
+    already loaded from it), with the muscle's architecture measured on every frame beside the
+    states (`architecture`), writes the CSV (and the plot); returns the summary it prints."""
     if ensemble is None:
         run = ensemble_lib.read_run(workdir)
         preprocessing_of(ml_collections.ConfigDict(run["config"]), tuple(run["image_shape"]))  # refused before loading
         ensemble = ensemble_lib.load(workdir)
     prediction = predict_recording(ensemble, input_path, crop_text, fps, batch_size, skip_bad_frames)
-    write_csv(output, prediction)
+    extra, architecture_line = None, []
+    if architecture:
+        started = time.perf_counter()
+        crop = crop_for(Path(input_path), preprocessing_of(ensemble.config, ensemble.image_shape), crop_text)
+        extra = architecture_columns(Path(input_path), crop, prediction.frame_N)
+        architecture_line = [f"architecture measured on {int(extra['architecture_found'].sum())}/{len(prediction.frame_N)} "
+                             f"frames in {time.perf_counter() - started:.1f} s"]
+    write_csv(output, prediction, extra)
     if plot_path:
         plot(plot_path, prediction, Path(input_path).name)
     count, seconds = len(prediction.frame_N), prediction.seconds
@@ -196,7 +210,7 @@ def run(workdir: str | Path, input_path: str | Path, output: str | Path, plot_pa
     if len(steps_s) and np.all(np.isfinite(steps_s)) and np.median(steps_s) > 0:
         recorded_fps = 1.0 / float(np.median(steps_s))
         lines.append(f"recorded at {recorded_fps:.1f} frames/s: {prediction.frames_per_second / recorded_fps:.2f}× real time")
-    return "\n".join(lines)
+    return "\n".join(lines + architecture_line)
 
 
 def define_flags() -> None:
@@ -208,12 +222,15 @@ def define_flags() -> None:
     flags.DEFINE_float("fps", None, "Frame rate of a folder of images (for time_s).")
     flags.DEFINE_integer("batch_size", 128, "Frames per model call.")
     flags.DEFINE_boolean("skip_bad_frames", False, "Leave undecodable frames out (counted) instead of failing.")
+    flags.DEFINE_boolean("architecture", True,
+                         "Also measure muscle architecture on every frame (muscle_jax.architecture) and add its columns.")
     flags.mark_flags_as_required(["workdir", "input", "output"])
 
 
 def main(argv: list[str]) -> None:
     args = flags.FLAGS
-    print(run(args.workdir, args.input, args.output, args.plot, args.crop, args.fps, args.batch_size, args.skip_bad_frames))
+    print(run(args.workdir, args.input, args.output, args.plot, args.crop, args.fps, args.batch_size,
+              args.skip_bad_frames, args.architecture))
 
 
 if __name__ == "__main__":

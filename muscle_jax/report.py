@@ -26,7 +26,8 @@ from muscle_jax.runtime import machine
 
 UNITS = {"angle_deg": "°", "torque_nm": "N·m", "emg_v": "V"}
 METRICS = ("rmse", "nrmse_pct", "r2", "pearson_r")
-MODEL_TITLES = {"cnn": "CNN", "mean_predictor": "mean predictor", "ridge_architecture": "ridge on architecture"}
+MODEL_TITLES = {"cnn": "CNN", "mean_predictor": "mean predictor", "ridge_architecture": "ridge on architecture",
+                "ridge_measured_architecture": "ridge on measured architecture"}
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -63,7 +64,8 @@ def _commit() -> str:
         return "unknown"
 
 
-def _summaries(per_fold: list[dict[str, np.ndarray]], target_names) -> dict:
+def fold_summaries(per_fold: list[dict[str, np.ndarray]], target_names) -> dict:
+    """Per target and metric: mean, sd and 95 % bootstrap interval over folds, and the per-fold values."""
     summary = {}
     for t, name in enumerate(target_names):
         summary[name] = {}
@@ -93,7 +95,7 @@ def write_results(workdir: Path, config, info, index: RecordIndex, folds: Folds,
              "num_train": int(folds.train_KxN[k].sum()), "num_test": int(folds.test_KxN[k].sum())}
             for k in range(folds.num_folds)
         ],
-        "models": {name: _summaries(per_fold, index.target_names) for name, per_fold in evaluation["per_fold"].items()},
+        "models": {name: fold_summaries(per_fold, index.target_names) for name, per_fold in evaluation["per_fold"].items()},
         "timing": {k: round(v, 2) for k, v in timings.items()},
         "commit": _commit(),
         "machine": machine.one_line(),

@@ -26,6 +26,7 @@ from flax.training import train_state
 from muscle_jax import (augment, checkpoint, distributed, evaluate, metric_writer, optimizer, report, runtime, sharding,
                         validation)
 from muscle_jax import folds as folds_lib
+from muscle_jax.architecture import baseline as architecture_baseline
 from muscle_jax import workdir as workdir_lib
 from muscle_jax.data import pipeline
 from muscle_jax.models import create_model, family_knobs
@@ -253,6 +254,12 @@ def evaluate_folds(
         predictions["ridge_architecture"] = evaluate.ridge_predictor(
             index.architecture_NxA, index.targets_NxT, folds, config.eval.ridge_alpha
         )
+    if config.eval.measured_architecture_baseline:
+        measured = architecture_baseline.measure_records(config.dataset, source, index)
+        logging.info("architecture measured on %d of %d records for the ridge baseline",
+                     int(measured.found_N.sum()), len(measured.found_N))
+        predictions["ridge_measured_architecture"] = architecture_baseline.ridge_on_measured(
+            measured, index.targets_NxT, folds, config.eval.ridge_alpha)
     for name in predictions:
         if name != "cnn":
             per_fold[name] = evaluate.fold_metrics(predictions[name], index.targets_NxT, folds, stats)

@@ -58,13 +58,19 @@ def cli_prediction(trained_run, loaded_ensemble):
 
 def test_cli_writes_one_row_per_decoded_frame(cli_prediction):
     _, rows, figure, stdout = cli_prediction
-    assert list(rows[0]) == ["frame", "time_s"] + [c for t in TARGETS for c in (t, f"{t}_std")]
+    states = [c for t in TARGETS for c in (t, f"{t}_std")]
+    architecture = ["architecture_found", "superficial_aponeurosis_angle_deg", "deep_aponeurosis_angle_deg",
+                    "fascicle_angle_deg", "pennation_deg", "thickness_px", "fascicle_length_px"]
+    assert list(rows[0]) == ["frame", "time_s", *states, *architecture]
     assert [int(r["frame"]) for r in rows] == list(range(30))
     np.testing.assert_allclose([float(r["time_s"]) for r in rows], np.arange(30) / 30, atol=1e-5)
-    values = np.array([[float(r[c]) for c in rows[0] if c not in ("frame", "time_s")] for r in rows])
+    # The synthetic frames hold no muscle: the architecture stage says so on every row.
+    assert all(float(r["architecture_found"]) == 0 and r["fascicle_angle_deg"] == "nan" for r in rows)
+    values = np.array([[float(r[c]) for c in states] for r in rows])
     assert np.isfinite(values).all() and (values[:, 1::2] >= 0).all()
     assert figure.stat().st_size > 0
     assert "30 frames" in stdout and "frames/s" in stdout and "recorded at 30.0 frames/s" in stdout
+    assert "architecture measured on 0/30 frames" in stdout
 
 
 def test_cpu_inference_matches_the_ensemble_and_bad_input_is_reported(loaded_ensemble, cli_prediction):

@@ -4,7 +4,8 @@ Geometry (applied identically to image and mask): a random window (training on w
 the working-resolution frame costs less per step; the network is fully convolutional and
 normalisation-free by default, so it runs unchanged on whole frames), horizontal flip (probe orientation is a
 convention), zoom with a little aspect jitter and shift — a zoom > 1 is a crop, < 1 leaves
-black margins like a scanner's border. Intensity (image only): gain, gamma (contrast) and
+black margins like a scanner's border — and an optional small rotation (`max_rotation_deg`,
+in working pixels; 0 when the config has no such field). Intensity (image only): gain, gamma (contrast) and
 noise: multiplicative per-pixel speckle plus a little additive noise.
 """
 
@@ -24,7 +25,7 @@ def _geometry_coordinates(
     """
     height, width = hw
     out_height, out_width = out_hw
-    k_flip, k_scale, k_aspect, k_shift, k_place = jax.random.split(key, 5)
+    k_flip, k_scale, k_aspect, k_shift, k_place, k_rotate = jax.random.split(key, 6)
     low, high = config.scale_range
     log_scale = jax.random.uniform(k_scale, (), minval=jnp.log(low), maxval=jnp.log(high))
     log_aspect = jax.random.uniform(k_aspect, (), minval=-config.aspect_jitter, maxval=config.aspect_jitter)
@@ -40,6 +41,13 @@ def _geometry_coordinates(
     )
     centre_row, centre_col = (out_height - 1) / 2.0, (out_width - 1) / 2.0
     cols = jnp.where(flip, out_width - 1 - cols, cols)
+    # Rotation about the window's centre (in working pixels): aponeuroses at other slopes.
+    max_rotation = jnp.radians(config.get("max_rotation_deg", 0.0))
+    angle = jax.random.uniform(k_rotate, (), minval=-max_rotation, maxval=max_rotation)
+    rows, cols = (
+        centre_row + jnp.cos(angle) * (rows - centre_row) - jnp.sin(angle) * (cols - centre_col),
+        centre_col + jnp.sin(angle) * (rows - centre_row) + jnp.cos(angle) * (cols - centre_col),
+    )
     source_rows = place_rows + centre_row + (rows - centre_row) / scale_rows + shift_rows
     source_cols = place_cols + centre_col + (cols - centre_col) / scale_cols + shift_cols
     return jnp.stack([source_rows, source_cols])

@@ -3,7 +3,10 @@
 The mask holds both aponeuroses in one class. Connected components that span enough columns
 are grouped into bands (a fragment joins a band when it lies on that band's line and covers
 mostly other columns), the shallowest two bands spanning enough of the width become the
-superficial and deep aponeurosis (deeper bands bound deeper muscles), and each is fitted with a polynomial `row = polyval(coeffs, column)`
+superficial and deep aponeurosis (deeper bands bound deeper muscles; with
+`min_deep_span_share`, the deep one is the shallowest band below the superficial that is
+nearly as wide as the widest there; with `min_gap_fraction`, bands just under the superficial
+one are its layers), and each is fitted with a polynomial `row = polyval(coeffs, column)`
 through its per-column centre row. The curves therefore run along the middle of each
 aponeurosis, and thickness is the mean centre-to-centre distance over the columns both
 cover. Every way this can fail sets `found=False` with a reason instead of returning curves.
@@ -43,6 +46,12 @@ def default_roi_config() -> ml_collections.ConfigDict:
     roi.min_thickness_fraction = 0.05  # thickness bounds, share of the frame height
     roi.max_thickness_fraction = 0.9
     roi.max_residual_fraction = 0.03  # RMS fit residual bound, share of the frame height
+    # 0: the deep aponeurosis is the second-shallowest band. s > 0: the shallowest band below the
+    # superficial one spanning ≥ s × the widest of those bands (short intramuscular streaks are not it).
+    roi.min_deep_span_share = 0.0
+    # 0: off. g > 0: bands less than g × the height below the shallowest are layers of the
+    # superficial aponeurosis (the deepest of them is taken), the deep one lies farther down.
+    roi.min_gap_fraction = 0.0
     return roi
 
 
@@ -145,8 +154,19 @@ def fit_aponeuroses(mask_HxW: np.ndarray, roi_config: ml_collections.ConfigDict)
     if band_share < roi_config.min_band_share:
         return not_found(f"the aponeuroses hold only {100 * band_share:.0f} % of the mask (cluttered mask)")
     # Deeper bands belong to deeper muscles (e.g. soleus under gastrocnemius): the muscle of
-    # interest lies between the shallowest two.
-    superficial, deep = sorted(bands, key=lambda b: np.median(b.rows))[:2]
+    # interest lies between the shallowest two, or below the shallowest and the shallowest wide one.
+    superficial, *below = sorted(bands, key=lambda b: np.median(b.rows))
+    # With min_gap_fraction, bands just under the shallowest are layers of one superficial
+    # aponeurosis (the deepest of them bounds the muscle), and the deep one lies farther down.
+    min_gap = roi_config.get("min_gap_fraction", 0.0) * height
+    while below and min_gap > 0 and np.median(below[0].rows) - np.median(superficial.rows) < min_gap:
+        superficial, *below = below
+    if not below:
+        return not_found(f"no aponeurosis lies ≥ {100 * roi_config.get('min_gap_fraction', 0.0):.0f} % of the "
+                         "height below the superficial one")
+    widest_below = max(len(b.column_set()) for b in below)
+    min_deep_span = roi_config.get("min_deep_span_share", 0.0) * widest_below
+    deep = next(b for b in below if len(b.column_set()) >= min_deep_span)
     coeffs = []
     for name, band in (("superficial", superficial), ("deep", deep)):
         band_thickness = band.pixels / len(band.column_set())

@@ -2,7 +2,8 @@
 
 Frame times come from the file: FrameTimeVector, else FrameTime, else CineRate or
 RecommendedDisplayFrameRate. The image region comes from the Sequence of Ultrasound
-Regions when the scanner wrote one (`image_region`), which is the DICOM form of a calibration.
+Regions when the scanner wrote one (`image_region`), which is the DICOM form of a calibration,
+and so does the pixel spacing (`pixel_spacing_mm`; else the PixelSpacing attribute).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from muscle_jax.data.readers.frames import Crop, DecodedFrames, rgb_to_gray, to_
 
 # Region data type 1 is "tissue" in DICOM PS3.3 C.8.5.5.1.
 _TISSUE_REGION = 1
+# Physical units code 3 is centimetres (PS3.3 C.8.5.5.1.15).
+_CENTIMETRES = 3
 
 
 def _open(path: Path) -> pydicom.Dataset:
@@ -47,10 +50,34 @@ def frame_times_s(dataset: pydicom.Dataset, num_frames: int, path: Path) -> np.n
     return np.full(num_frames, np.nan)
 
 
-def image_region(dataset: pydicom.Dataset) -> Crop | None:
-    """The largest tissue region of the Sequence of Ultrasound Regions, or None when there is none."""
+def _tissue_regions(dataset: pydicom.Dataset) -> list:
+    """The tissue regions of the Sequence of Ultrasound Regions (all regions when none is marked tissue), largest first."""
     regions = list(dataset.get("SequenceOfUltrasoundRegions", []))
     tissue = [r for r in regions if int(r.get("RegionDataType", _TISSUE_REGION)) == _TISSUE_REGION] or regions
+
+    def area(region) -> int:
+        width = int(region.get("RegionLocationMaxX1", 0)) - int(region.get("RegionLocationMinX0", 0))
+        return width * (int(region.get("RegionLocationMaxY1", 0)) - int(region.get("RegionLocationMinY0", 0)))
+
+    return sorted(tissue, key=area, reverse=True)
+
+
+def pixel_spacing_mm(dataset: pydicom.Dataset) -> tuple[float, float] | None:
+    """(row, column) pixel spacing in mm: the largest tissue region's PhysicalDeltaY/X when in
+    centimetres, else PixelSpacing; None when the file records neither."""
+    regions = [r for r in _tissue_regions(dataset) if "PhysicalDeltaX" in r and "PhysicalDeltaY" in r
+               and int(r.get("PhysicalUnitsXDirection", 0)) == _CENTIMETRES
+               and int(r.get("PhysicalUnitsYDirection", 0)) == _CENTIMETRES]
+    if regions:
+        return abs(float(regions[0].PhysicalDeltaY)) * 10.0, abs(float(regions[0].PhysicalDeltaX)) * 10.0
+    if "PixelSpacing" in dataset:
+        row_mm, column_mm = (float(v) for v in dataset.PixelSpacing)
+        return row_mm, column_mm
+    return None
+
+
+def image_region(dataset: pydicom.Dataset) -> Crop | None:
+    """The largest tissue region of the Sequence of Ultrasound Regions, or None when there is none."""
     crops = [
         Crop(
             int(r.RegionLocationMinX0),
@@ -58,7 +85,7 @@ def image_region(dataset: pydicom.Dataset) -> Crop | None:
             int(r.RegionLocationMaxX1) - int(r.RegionLocationMinX0) + 1,
             int(r.RegionLocationMaxY1) - int(r.RegionLocationMinY0) + 1,
         )
-        for r in tissue
+        for r in _tissue_regions(dataset)
         if "RegionLocationMinX0" in r
     ]
     return max(crops, key=lambda c: c.w * c.h) if crops else None
@@ -95,12 +122,20 @@ def read_dicom(path: Path | str, transform: Callable[[np.ndarray], np.ndarray] |
     return DecodedFrames(path, images, np.arange(len(images), dtype=np.int64), time_s_N[: len(images)], declared)
 
 
-def read_dicom_region(path: Path | str) -> Crop | None:
-    """The image region recorded in a DICOM file's header (pixel data is not read)."""
-    path = Path(path)
+def _read_header(path: Path) -> pydicom.Dataset:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such DICOM file")
     try:
-        return image_region(pydicom.dcmread(str(path), stop_before_pixels=True))
+        return pydicom.dcmread(str(path), stop_before_pixels=True)
     except (InvalidDicomError, OSError, EOFError, ValueError) as error:
         raise ValueError(f"{path}: not a readable DICOM file ({error})") from error
+
+
+def read_dicom_region(path: Path | str) -> Crop | None:
+    """The image region recorded in a DICOM file's header (pixel data is not read)."""
+    return image_region(_read_header(Path(path)))
+
+
+def read_dicom_pixel_spacing_mm(path: Path | str) -> tuple[float, float] | None:
+    """The (row, column) pixel spacing in mm recorded in a DICOM file's header, or None."""
+    return pixel_spacing_mm(_read_header(Path(path)))
