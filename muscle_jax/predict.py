@@ -22,13 +22,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from tqdm import tqdm
 
+from muscle_jax import cli
 from muscle_jax.data import pipeline, recordings
+from muscle_jax.data.measured import measured_signals
 from muscle_jax.data.readers.dicom import read_dicom_region
 from muscle_jax.data.readers.frames import Crop
 from muscle_jax.data.readers.media import DICOM_SUFFIXES
+from muscle_jax.data.readers.stream import UndecodableFrame, recorded_frames
+from muscle_jax.overlay import OverlayRenderer, OverlayVideo, shown_time_s, target_ranges, traces_for
+from muscle_jax.streaming.estimators import ensemble_channels, interleave
+from muscle_jax.streaming.prepare import FramePreparer
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,7 @@ class Prediction:
     skipped_frames: int
     no_roi_frames: int
     seconds: dict[str, float]
+    crop: Crop | None = None  # the image region the frames were cut to (given, calibrated or detected)
 
     @property
     def frames_per_second(self) -> float:
@@ -128,7 +135,7 @@ def predict_recording(
     log.info("compiling the ensemble took %.1f s (not counted in frames/s)", compiled_at - decoded_at)
     return Prediction(
         frames.index_N, frames.time_s_N, tuple(ensemble.targets), mean_NxT, std_NxT,
-        frames.missing, int(no_roi_N.sum()), seconds,
+        frames.missing, int(no_roi_N.sum()), seconds, rois.crop,
     )
 
 
@@ -170,31 +177,76 @@ def plot(path: Path | str, prediction: Prediction, title: str) -> None:
     plt.close(figure)
 
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A trained run (muscle_jax.main's --workdir).")
-_INPUT = flags.DEFINE_string("input", None, "A video, a DICOM cine or a folder of images.")
-_OUTPUT = flags.DEFINE_string("output", None, "CSV to write: frame,time_s,<target>,<target>_std.")
-_PLOT = flags.DEFINE_string("plot", None, "Optional PNG of the predictions over time.")
-_CROP = flags.DEFINE_string("crop", None, "Image region 'x,y,w,h' (0-based px); default: the run's calibration, else detected.")
-_FPS = flags.DEFINE_float("fps", None, "Frame rate of a folder of images (for time_s).")
-_BATCH = flags.DEFINE_integer("batch_size", 128, "Frames per model call.")
-_SKIP = flags.DEFINE_boolean("skip_bad_frames", False, "Leave undecodable frames out (counted) instead of failing.")
-flags.mark_flags_as_required(["workdir", "input", "output"])
+def write_overlay(path: Path | str, ensemble, input_path: Path | str, prediction: Prediction, fps: float | None = None,
+                  height: int = 480, window_s: float = 5.0) -> int:
+    """The prediction drawn over its recording by the renderer `live --overlay` uses (the ROI
+    outline and aponeurosis lines of the run's ROI source, traces with ±1 sd bands, measured
+    signals when the recording is a trial of the run's layout): one video frame per predicted
+    frame. Returns the number of video frames."""
+    preprocessing = preprocessing_of(ensemble.config, ensemble.image_shape)
+    preparer = FramePreparer(preprocessing.roi_hw, preprocessing.roi_source, ensemble.image_shape[-1], prediction.crop,
+                             str(input_path), time.monotonic)
+    channels = ensemble_channels(prediction.targets)
+    traces = traces_for(channels, target_ranges(prediction.targets, ensemble.stats.mean_KxT, ensemble.stats.std_KxT))
+    values_NxC = interleave(prediction.mean_NxT, prediction.std_NxT)
+    row_of = {int(frame): n for n, frame in enumerate(prediction.frame_N)}
+    steps_s = np.diff(prediction.time_s_N)
+    timed = len(steps_s) and np.all(np.isfinite(steps_s)) and np.median(steps_s) > 0
+    frame_rate = 1.0 / float(np.median(steps_s)) if timed else 30.0
+    declared = len(prediction.frame_N) + prediction.skipped_frames
+    measured = measured_signals(input_path, preprocessing.layout, preprocessing.manual_dir, prediction.targets, declared)
+    renderer, video = None, None
+    try:
+        for item in recorded_frames(input_path, fps):
+            if isinstance(item, UndecodableFrame) or item.index not in row_of:
+                continue
+            prepared = preparer.prepare(item)
+            if renderer is None:
+                renderer = OverlayRenderer(item.gray_HxW.shape, traces, height, window_s)
+                video = OverlayVideo(path, renderer.width, renderer.height, frame_rate)
+            signals = measured.at([item.index], [item.time_s]) if measured else {}
+            caption = f"frame {item.index}  {item.time_s:.2f} s  {Path(input_path).name}"
+            shown_s = shown_time_s(item.time_s, item.index, frame_rate)
+            rgb = renderer.render(item.gray_HxW, prepared.lines, shown_s, values_NxC[row_of[item.index]],
+                                  {t: float(v[0]) for t, v in signals.items()}, caption)
+            video.write(rgb, shown_s)
+    finally:
+        if video is not None:
+            video.close()
+    return video.frames if video is not None else 0
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("workdir", None, "A trained run (muscle_jax.main's --workdir).")
+    flags.DEFINE_string("input", None, "A video, a DICOM cine or a folder of images.")
+    flags.DEFINE_string("output", None, "CSV to write: frame,time_s,<target>,<target>_std.")
+    flags.DEFINE_string("plot", None, "Optional PNG of the predictions over time.")
+    flags.DEFINE_string("overlay", None, "Optional mp4: every frame with its ROI and traces of the predictions (as live draws it).")
+    flags.DEFINE_string("crop", None, "Image region 'x,y,w,h' (0-based px); default: the run's calibration, else detected.")
+    flags.DEFINE_float("fps", None, "Frame rate of a folder of images (for time_s).")
+    flags.DEFINE_integer("batch_size", 128, "Frames per model call.")
+    flags.DEFINE_boolean("skip_bad_frames", False, "Leave undecodable frames out (counted) instead of failing.")
+    flags.mark_flags_as_required(["workdir", "input", "output"])
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.INFO)
+    del argv
     from muscle_jax import ensemble as ensemble_lib
 
-    ensemble = ensemble_lib.load(_WORKDIR.value)
-    prediction = predict_recording(ensemble, _INPUT.value, _CROP.value, _FPS.value, _BATCH.value, _SKIP.value)
-    write_csv(_OUTPUT.value, prediction)
-    if _PLOT.value:
-        plot(_PLOT.value, prediction, Path(_INPUT.value).name)
+    ensemble = ensemble_lib.load(FLAGS.workdir)
+    prediction = predict_recording(ensemble, FLAGS.input, FLAGS.crop, FLAGS.fps, FLAGS.batch_size, FLAGS.skip_bad_frames)
+    write_csv(FLAGS.output, prediction)
+    if FLAGS.plot:
+        plot(FLAGS.plot, prediction, Path(FLAGS.input).name)
+    if FLAGS.overlay:
+        frames = write_overlay(FLAGS.overlay, ensemble, FLAGS.input, prediction, FLAGS.fps)
+        print(f"overlay: {frames} frames → {FLAGS.overlay}")
     seconds = prediction.seconds
     print(
-        f"{len(prediction.frame_N)} frames → {_OUTPUT.value}: {prediction.frames_per_second:.1f} frames/s overall "
+        f"{len(prediction.frame_N)} frames → {FLAGS.output}: {prediction.frames_per_second:.1f} frames/s overall "
         f"(decode + ROI {len(prediction.frame_N) / max(seconds['decode_and_roi'], 1e-9):.1f} frames/s, "
         f"model {len(prediction.frame_N) / max(seconds['model'], 1e-9):.1f} frames/s); "
         f"skipped {prediction.skipped_frames} undecodable, {prediction.no_roi_frames} without an ROI (NaN rows)"
@@ -206,4 +258,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

@@ -58,6 +58,8 @@ def cli_prediction(trained_run, loaded_ensemble):
     workdir, root = trained_run
     video = write_video(root / "new.mp4", synthetic_frames(30))
     output, figure = root / "out" / "pred.csv", root / "out" / "pred.png"
+    if "plot" not in flags.FLAGS:
+        predict.define_flags()
     flags.FLAGS(["predict", f"--workdir={workdir}", f"--input={video}", f"--output={output}", f"--plot={figure}"])
     try:
         stdout = io.StringIO()
