@@ -19,19 +19,20 @@ measured latency.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
 import threading
 from pathlib import Path
 
-import numpy as np
 import pylsl
 from absl import flags
 
 from muscle_jax import cli, predict
 from muscle_jax.data import recordings
 from muscle_jax.data.measured import measured_signals
+from muscle_jax.data.readers.frames import Crop
 from muscle_jax.data.readers.stream import SourceSpec, kind_of, open_source
 from muscle_jax.overlay import OverlayRenderer, OverlayVideo, OverlayWorker, target_ranges, traces_for
 from muscle_jax.streaming import session
@@ -92,86 +93,121 @@ def check_run_fits_live(workdir: str, ensemble, preprocessing: predict.Preproces
     return frame_stack
 
 
+@dataclasses.dataclass(frozen=True)
+class LiveResult:
+    """How a session ended (`session.Outcome`) and what the overlay holds."""
+
+    outcome: session.Outcome
+    overlay_frames: int | None
+    overlay_not_rendered: int | None
+
+
+def check_crop_fits(spec: SourceSpec, frame_hw: tuple[int, int], crop: Crop | None, origin: str, workdir: str) -> None:
+    """An error naming the source when its frames cannot hold the image region the run expects."""
+    if crop is None or not frame_hw[0]:
+        return  # detected from the frames, or the stream does not declare its size: crop.apply checks each frame
+    if crop.x + crop.w > frame_hw[1] or crop.y + crop.h > frame_hw[0]:
+        raise ValueError(
+            f"{spec.name}: its {frame_hw[1]}x{frame_hw[0]} frames do not hold the image region x={crop.x} y={crop.y} "
+            f"w={crop.w} h={crop.h} ({origin}); the input is not the kind of recording {workdir} was trained on "
+            "(pass --crop=x,y,w,h)"
+        )
+
+
+def run_live(
+    ensemble,
+    workdir: str,
+    spec: SourceSpec,
+    output: str | None = None,
+    lsl: str | None = None,
+    overlay: str | None = None,
+    crop_text: str | None = None,
+    detect_frames: int = 60,
+    queue: int = 4,
+    skip_bad_frames: bool = False,
+    overlay_height: int = 480,
+    overlay_window_s: float = 5.0,
+    stop: threading.Event | None = None,
+    announce=print,
+) -> LiveResult:
+    """One live session of `ensemble` (the run in `workdir`) on `spec`, to the outputs given (the
+    module docstring); `stop` ends it early. Errors before the first frame are raised; an error
+    during the session is returned in the outcome, after every output was closed."""
+    if not (output or lsl or overlay):
+        raise ValueError("nothing to write: give --output, --lsl and/or --overlay")
+    preprocessing = predict.preprocessing_of(ensemble.config, ensemble.image_shape)
+    frame_stack = check_run_fits_live(workdir, ensemble, preprocessing)
+    crop = predict.crop_for(Path(spec.input), preprocessing, crop_text)
+    estimators = [EnsembleEstimator(ensemble)]
+    for estimator in estimators:
+        estimator.warm_up(queue)  # compiled before the first frame, not on it
+    channels = session.channels_of(estimators)
+    clock = pylsl.local_clock
+    stop = stop or threading.Event()
+    announce(f"live: waiting for {spec.name}")
+    source = open_source(spec, clock, stop)
+    sinks, worker = [], None
+    try:
+        frame_hw, frame_rate = source.frame_hw, source.frame_rate
+        check_crop_fits(spec, frame_hw, crop, "--crop" if crop_text else f"the run's {preprocessing.layout} calibration", workdir)
+        preparer = FramePreparer(preprocessing.roi_hw, preprocessing.roi_source, frame_stack, crop, spec.name, clock,
+                                 detect_frames)
+        if output:
+            sinks.append(CsvSink(output, channels))
+        if lsl:
+            provenance = {"workdir": str(Path(workdir).resolve()), "input": spec.name, "targets": " ".join(ensemble.targets),
+                          "folds": ensemble.num_folds, "roi_source": preprocessing.roi_source, "frame_stack": frame_stack}
+            sinks.append(LslSink(lsl, channels, frame_rate, f"muscle_jax:{lsl}:{spec.name}", provenance))
+        measured = None
+        if overlay:
+            ranges = target_ranges(ensemble.targets, ensemble.stats.mean_KxT, ensemble.stats.std_KxT)
+            renderer = OverlayRenderer(frame_hw, traces_for(channels, ranges), overlay_height, overlay_window_s)
+            worker = OverlayWorker(renderer, OverlayVideo(overlay, renderer.width, renderer.height, frame_rate or 30.0))
+            if spec.kind == "file":
+                measured = measured_signals(spec.input, preprocessing.layout, preprocessing.manual_dir, ensemble.targets,
+                                            source.frames_declared)
+    except BaseException:
+        session.close_all([*sinks, *([worker] if worker else []), source], None)
+        raise
+    announce(f"live: {spec.name} ({spec.kind}{', real time' if spec.realtime else ''}, {frame_hw[1]}x{frame_hw[0]}, "
+             f"{frame_rate or float('nan'):.1f} frames/s) → {', '.join(c.name for c in channels)}")
+    outcome = session.run(source, preparer, estimators, sinks, stop, clock, queue, skip_bad_frames, worker, measured)
+    return LiveResult(outcome, worker.video.frames if worker else None, worker.not_rendered if worker else None)
+
+
 def main(argv: list[str]) -> None:
     del argv
-    if not (FLAGS.output or FLAGS.lsl or FLAGS.overlay):
-        raise ValueError("nothing to write: give --output, --lsl and/or --overlay")
     spec = SourceSpec(FLAGS.input, kind_of(FLAGS.input, FLAGS.growing), FLAGS.realtime, FLAGS.input_format,
                       parse_options(FLAGS.input_options), FLAGS.follow_timeout_s)
     from muscle_jax import ensemble as ensemble_lib
 
     ensemble = ensemble_lib.load(FLAGS.workdir)
-    preprocessing = predict.preprocessing_of(ensemble.config, ensemble.image_shape)
-    frame_stack = check_run_fits_live(FLAGS.workdir, ensemble, preprocessing)
-    crop = predict.crop_for(Path(FLAGS.input), preprocessing, FLAGS.crop)
-    estimators = [EnsembleEstimator(ensemble)]
-    for estimator in estimators:
-        estimator.warm_up(FLAGS.queue)  # compiled before the first frame, not on it
-    channels = session.channels_of(estimators)
-    clock = pylsl.local_clock
     stop = threading.Event()
-    source = open_source(spec, clock, stop)
-    frame_hw = source.frame_hw
-    if crop is not None and frame_hw[0] and (crop.x + crop.w > frame_hw[1] or crop.y + crop.h > frame_hw[0]):
-        source.close()
-        origin = "--crop" if FLAGS.crop else f"the run's {preprocessing.layout} calibration"
-        raise ValueError(
-            f"{spec.name}: its {frame_hw[1]}x{frame_hw[0]} frames do not hold the image region x={crop.x} y={crop.y} "
-            f"w={crop.w} h={crop.h} ({origin}); the input is not the kind of recording {FLAGS.workdir} was trained on "
-            "(pass --crop)"
-        )
-    preparer = FramePreparer(preprocessing.roi_hw, preprocessing.roi_source, frame_stack, crop, spec.name, clock,
-                             FLAGS.detect_frames)
-    frame_rate = source.frame_rate
-    sinks, overlay = [], None
-    try:
-        if FLAGS.output:
-            sinks.append(CsvSink(FLAGS.output, channels))
-        if FLAGS.lsl:
-            provenance = {"workdir": str(Path(FLAGS.workdir).resolve()), "input": spec.name, "targets": " ".join(ensemble.targets),
-                          "folds": ensemble.num_folds, "roi_source": preprocessing.roi_source, "frame_stack": frame_stack}
-            sinks.append(LslSink(FLAGS.lsl, channels, frame_rate, f"muscle_jax:{FLAGS.lsl}:{spec.name}", provenance))
-        if FLAGS.overlay:
-            ranges = target_ranges(ensemble.targets, ensemble.stats.mean_KxT, ensemble.stats.std_KxT)
-            renderer = OverlayRenderer(frame_hw, traces_for(channels, ranges), FLAGS.overlay_height, FLAGS.overlay_window_s)
-            video = OverlayVideo(FLAGS.overlay, renderer.width, renderer.height, frame_rate or 30.0)
-            overlay = OverlayWorker(renderer, video)
-    except BaseException:
-        for opened in [*sinks, *([overlay] if overlay else [])]:
-            opened.close()
-        source.close()
-        raise
-    measured = None
-    if spec.kind == "file" and overlay is not None:
-        measured = measured_signals(FLAGS.input, preprocessing.layout, preprocessing.manual_dir, ensemble.targets,
-                                    source.frames_declared)
-    print(f"live: {spec.name} ({spec.kind}{', real time' if spec.realtime else ''}, {frame_hw[1]}x{frame_hw[0]}, "
-          f"{frame_rate or float('nan'):.1f} frames/s) → {', '.join(c.name for c in channels)}", flush=True)
     # Ctrl-C asks the session to stop and close its outputs; a second Ctrl-C interrupts at once.
     previous = signal.signal(signal.SIGINT, lambda *_: (stop.set(), signal.signal(signal.SIGINT, signal.default_int_handler)))
     try:
-        outcome = session.run(source, preparer, estimators, sinks, stop, clock, FLAGS.queue, FLAGS.skip_bad_frames,
-                              overlay, measured)
+        result = run_live(
+            ensemble, FLAGS.workdir, spec, FLAGS.output, FLAGS.lsl, FLAGS.overlay, FLAGS.crop, FLAGS.detect_frames,
+            FLAGS.queue, FLAGS.skip_bad_frames, FLAGS.overlay_height, FLAGS.overlay_window_s, stop,
+            announce=lambda line: print(line, flush=True),
+        )
     finally:
         signal.signal(signal.SIGINT, previous)
-    summary = outcome.summary
+    summary = result.outcome.summary
     for line in summary.lines():
         print(line, flush=True)
-    if overlay is not None:
-        print(f"overlay: {overlay.video.frames} frames → {FLAGS.overlay}"
-              + (f"; {overlay.not_rendered} not rendered (the renderer fell behind)" if overlay.not_rendered else ""), flush=True)
+    if result.overlay_frames is not None:
+        print(f"overlay: {result.overlay_frames} frames → {FLAGS.overlay}"
+              + (f"; {result.overlay_not_rendered} not rendered (the renderer fell behind)" if result.overlay_not_rendered else ""),
+              flush=True)
     if FLAGS.summary_json:
         Path(FLAGS.summary_json).write_text(json.dumps(
-            {**summary.to_json(), "overlay_frames": overlay.video.frames if overlay else None,
-             "overlay_not_rendered": overlay.not_rendered if overlay else None}, indent=2, default=_json_number) + "\n")
-    if outcome.error is not None:
-        raise outcome.error
+            {**summary.to_json(), "overlay_frames": result.overlay_frames, "overlay_not_rendered": result.overlay_not_rendered},
+            indent=2) + "\n")
+    if result.outcome.error is not None:
+        raise result.outcome.error
     if summary.stopped_by == "an interrupt":
         raise KeyboardInterrupt
-
-
-def _json_number(value):
-    return float(value) if isinstance(value, np.floating) else str(value)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import collections
 import dataclasses
 import logging
 import math
+import os
 import queue
 import threading
 from fractions import Fraction
@@ -84,7 +85,9 @@ def _even(value: float) -> int:
 
 
 class OverlayRenderer:
-    """Draws overlay frames for one source (frame size `frame_hw`) and one set of traces."""
+    """Draws overlay frames for one source (frame size `frame_hw`) and one set of traces. The
+    static parts (panel frames, titles, axis labels) are drawn once and redrawn only when a
+    trace's range grows; each frame adds the picture, its lines and the traces (numpy-vectorised)."""
 
     def __init__(self, frame_hw: tuple[int, int], traces: Sequence[Trace], height: int = 480, window_s: float = 5.0):
         self.traces, self.window_s = tuple(traces), float(window_s)
@@ -94,97 +97,111 @@ class OverlayRenderer:
         self.width = self.frame_width + _PANEL_WIDTH
         self._font, self._small = _font(14), _font(11)
         self._history: collections.deque = collections.deque()
-        self._ranges = {t.name: list(t.value_range) if t.value_range else None for t in self.traces}
+        self._ranges = [tuple(t.value_range) if t.value_range else None for t in self.traces]
         self._panel_height = self.height // max(1, len(self.traces))
+        self._background, self._background_ranges = None, None
 
-    def _y_range(self, trace: Trace, values: Sequence[float]) -> tuple[float, float]:
-        # A range that only grows: the axes do not jump from frame to frame.
-        current = self._ranges[trace.name]
-        finite = [v for v in values if math.isfinite(v)]
-        if finite:
-            low, high = min(finite), max(finite)
-            current = [min(low, current[0]), max(high, current[1])] if current else [low, high]
-            self._ranges[trace.name] = current
+    def _boxes(self, k: int) -> tuple[int, int, int, int]:
+        top = k * self._panel_height
+        return (self.frame_width + _MARGIN_LEFT, top + _MARGIN_TOP, self.width - 8, top + self._panel_height - _MARGIN_BOTTOM)
+
+    def _grow_ranges(self, values_NxC: np.ndarray, measured_NxP: np.ndarray) -> None:
+        # A range only grows, so that the axes do not jump from frame to frame.
+        for k, trace in enumerate(self.traces):
+            spread_N = values_NxC[:, trace.std_column] if trace.std_column is not None else 0.0
+            candidates = [values_NxC[:, trace.column] - spread_N, values_NxC[:, trace.column] + spread_N, measured_NxP[:, k]]
+            finite = np.concatenate([np.ravel(c) for c in candidates])
+            finite = finite[np.isfinite(finite)]
+            if not len(finite):
+                continue
+            low, high = float(finite.min()), float(finite.max())
+            current = self._ranges[k]
+            self._ranges[k] = (min(low, current[0]), max(high, current[1])) if current else (low, high)
+
+    def _y_limits(self, k: int) -> tuple[float, float]:
+        current = self._ranges[k]
         if not current or current[1] <= current[0]:
             centre = current[0] if current else 0.0
             return centre - 1.0, centre + 1.0
-        return current[0], current[1]
+        return current
+
+    def _static(self) -> Image.Image:
+        if self._background is not None and self._background_ranges == self._ranges:
+            return self._background
+        background = Image.new("RGB", (self.width, self.height), (255, 255, 255))
+        draw = ImageDraw.Draw(background)
+        for k, trace in enumerate(self.traces):
+            x0, y0, x1, y1 = self._boxes(k)
+            low, high = self._y_limits(k)
+            draw.rectangle([x0, y0, x1, y1], outline=(160, 160, 160))
+            draw.text((x0, y1 + 1), f"-{self.window_s:g} s", fill=(90, 90, 90), font=self._small)
+            draw.text((x1, y1 + 1), "now", fill=(90, 90, 90), font=self._small, anchor="ra")
+            draw.text((x0 - 4, y0), f"{high:.4g}", fill=(90, 90, 90), font=self._small, anchor="ra")
+            draw.text((x0 - 4, y1), f"{low:.4g}", fill=(90, 90, 90), font=self._small, anchor="rd")
+            title = f"{trace.name} ({trace.unit})" if trace.unit else trace.name
+            draw.text((x0, k * self._panel_height + 3), title, fill=(0, 0, 0), font=self._font)
+        self._background, self._background_ranges = background, list(self._ranges)
+        return background
 
     def render(self, gray_HxW: np.ndarray, lines: Mapping[str, np.ndarray], time_s: float, values_C: np.ndarray,
                measured: Mapping[str, float], caption: str) -> np.ndarray:
         """One overlay frame, H × W × 3 uint8; remembers the values for the traces' history."""
-        self._history.append((time_s, np.asarray(values_C, np.float64), dict(measured)))
-        while self._history and time_s - self._history[0][0] > self.window_s:
+        measured_P = np.array([measured.get(t.name, math.nan) for t in self.traces], np.float64)
+        self._history.append((time_s, np.asarray(values_C, np.float64), measured_P))
+        while time_s - self._history[0][0] > self.window_s:
             self._history.popleft()
-        canvas = Image.new("RGB", (self.width, self.height), (255, 255, 255))
-        picture = Image.fromarray(gray_HxW).resize((self.frame_width, self.height), Image.BILINEAR).convert("RGB")
+        times_N = np.array([h[0] for h in self._history])
+        values_NxC = np.stack([h[1] for h in self._history])
+        measured_NxP = np.stack([h[2] for h in self._history])
+        self._grow_ranges(values_NxC[-1:], measured_NxP[-1:])
+        canvas = self._static().copy()
+        # An area average: the cheapest resampling that does not alias the speckle.
+        picture = Image.fromarray(gray_HxW).resize((self.frame_width, self.height), Image.BOX).convert("RGB")
         draw = ImageDraw.Draw(picture)
         for name, points_Px2 in lines.items():
-            points = [(float(x) * self.scale, float(y) * self.scale) for x, y in points_Px2 if math.isfinite(x + y)]
-            if len(points) > 1:
-                draw.line(points, fill=_LINE_COLOURS.get(name, _OTHER_LINE), width=2)
+            for run in _finite_runs(np.asarray(points_Px2, np.float64) * self.scale):
+                draw.line(run, fill=_LINE_COLOURS.get(name, _OTHER_LINE), width=2)
         draw.rectangle(draw.textbbox((6, 4), caption, font=self._font), fill=(0, 0, 0))
         draw.text((6, 4), caption, fill=(255, 255, 0), font=self._font)
         canvas.paste(picture, (0, 0))
+        draw = ImageDraw.Draw(canvas)
         for k, trace in enumerate(self.traces):
-            self._draw_trace(ImageDraw.Draw(canvas), trace, self.frame_width, k * self._panel_height, time_s)
+            self._draw_trace(draw, k, trace, times_N, values_NxC, measured_NxP[:, k], time_s)
         return np.asarray(canvas)
 
-    def _draw_trace(self, draw: ImageDraw.ImageDraw, trace: Trace, left: int, top: int, now_s: float) -> None:
-        times = np.array([h[0] for h in self._history])
-        mean = np.array([h[1][trace.column] for h in self._history])
-        std = np.array([h[1][trace.std_column] for h in self._history]) if trace.std_column is not None else None
-        measured = np.array([h[2].get(trace.name, math.nan) for h in self._history])
-        low, high = self._y_range(trace, [*mean, *measured, *((mean - std) if std is not None else []),
-                                          *((mean + std) if std is not None else [])])
-        x0, x1 = left + _MARGIN_LEFT, left + _PANEL_WIDTH - 8
-        y0, y1 = top + _MARGIN_TOP, top + self._panel_height - _MARGIN_BOTTOM
+    def _draw_trace(self, draw, k: int, trace: Trace, times_N, values_NxC, measured_N, now_s: float) -> None:
+        x0, y0, x1, y1 = self._boxes(k)
+        low, high = self._y_limits(k)
+        x_N = x1 - (now_s - times_N) / self.window_s * (x1 - x0)
 
-        def x_of(t):
-            return x1 - (now_s - t) / self.window_s * (x1 - x0)
+        def points(v_N):
+            return np.stack([x_N, y1 - (np.clip(v_N, low, high) - low) / (high - low) * (y1 - y0)], axis=-1)
 
-        def y_of(v):
-            return y1 - (np.clip(v, low, high) - low) / (high - low) * (y1 - y0)
-
-        draw.rectangle([x0, y0, x1, y1], outline=(160, 160, 160))
-        draw.text((x0, y1 + 1), f"-{self.window_s:g} s", fill=(90, 90, 90), font=self._small)
-        draw.text((x1, y1 + 1), "now", fill=(90, 90, 90), font=self._small, anchor="ra")
-        for v, anchor in ((high, "ra"), (low, "rd")):
-            draw.text((x0 - 4, y_of(v)), f"{v:.4g}", fill=(90, 90, 90), font=self._small, anchor=anchor)
-        draw.text((x0, top + 3), f"{trace.name} ({trace.unit})" if trace.unit else trace.name, fill=(0, 0, 0), font=self._font)
-        finite = np.isfinite(mean)
-        if std is not None:
-            band = finite & np.isfinite(std)
-            for segment in _runs(band):
-                upper = [(x_of(times[i]), y_of(mean[i] + std[i])) for i in segment]
-                lower = [(x_of(times[i]), y_of(mean[i] - std[i])) for i in segment[::-1]]
-                if len(upper) > 1:
-                    draw.polygon(upper + lower, fill=_BAND)
-        for values, colour in ((measured, _MEASURED), (mean, _MEAN)):
-            for segment in _runs(np.isfinite(values)):
-                if len(segment) > 1:
-                    draw.line([(x_of(times[i]), y_of(values[i])) for i in segment], fill=colour, width=2)
-        current = f"{mean[-1]:.3g}" if finite[-1] else "—"
-        if std is not None and finite[-1]:
-            current += f" ± {std[-1]:.2g}"
-        legend = f"estimate {current}"
-        if np.isfinite(measured[-1]):
-            legend += f"   measured {measured[-1]:.3g}"
-        draw.text((x1, top + 3), legend, fill=_MEAN, font=self._small, anchor="ra")
+        mean_N = values_NxC[:, trace.column]
+        std_N = values_NxC[:, trace.std_column] if trace.std_column is not None else None
+        if std_N is not None:
+            upper, lower = points(mean_N + std_N), points(mean_N - std_N)
+            for run in _finite_runs(np.concatenate([upper, lower], axis=-1)):
+                if len(run) > 4:
+                    band = np.asarray(run).reshape(-1, 4)
+                    draw.polygon(np.concatenate([band[:, :2], band[::-1, 2:]]).ravel().tolist(), fill=_BAND)
+        for v_N, colour in ((measured_N, _MEASURED), (mean_N, _MEAN)):
+            for run in _finite_runs(points(v_N)):
+                draw.line(run, fill=colour, width=2)
+        legend = "estimate —"
+        if np.isfinite(mean_N[-1]):
+            legend = f"estimate {mean_N[-1]:.3g}" + (f" ± {std_N[-1]:.2g}" if std_N is not None and np.isfinite(std_N[-1]) else "")
+        if np.isfinite(measured_N[-1]):
+            legend += f"   measured {measured_N[-1]:.3g}"
+        draw.text((x1, k * self._panel_height + 3), legend, fill=_MEAN, font=self._small, anchor="ra")
 
 
-def _runs(mask_N: np.ndarray) -> list[list[int]]:
-    """Index runs where `mask_N` holds (a trace is drawn in pieces across gaps)."""
-    runs, current = [], []
-    for i, ok in enumerate(mask_N):
-        if ok:
-            current.append(i)
-        elif current:
-            runs.append(current)
-            current = []
-    if current:
-        runs.append(current)
-    return runs
+def _finite_runs(points_NxD: np.ndarray) -> list[list[float]]:
+    """The rows of `points_NxD` in runs where all are finite (a line is drawn in pieces across
+    gaps), each run flattened as PIL takes it; runs of one point are left out."""
+    finite_N = np.isfinite(points_NxD).all(axis=-1)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], finite_N.astype(np.int8), [0]])))
+    return [points_NxD[start:stop].ravel().tolist() for start, stop in zip(edges[::2], edges[1::2]) if stop - start > 1]
 
 
 class OverlayVideo:
@@ -202,7 +219,7 @@ class OverlayVideo:
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
         self._stream.codec_context.time_base = self._TIME_BASE
         # A keyframe (and so an index fragment) every second.
-        self._stream.options = {"preset": "veryfast", "tune": "zerolatency", "g": str(max(1, round(frame_rate))), "crf": "23"}
+        self._stream.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(max(1, round(frame_rate))), "crf": "23"}
         self.frame_rate = float(frame_rate)
         self._last_pts = -1
         self.frames = 0
@@ -223,6 +240,16 @@ class OverlayVideo:
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
+
+
+def _lower_priority(steps: int = 10) -> None:
+    """Makes the calling thread (and the encoder threads it starts) yield the CPU to the reader and
+    the estimator: on Linux a thread has its own nice value, inherited by the threads it creates."""
+    try:
+        thread_id = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread_id, min(19, os.getpriority(os.PRIO_PROCESS, thread_id) + steps))
+    except (AttributeError, OSError) as error:  # not Linux, or not allowed: the overlay runs at normal priority
+        log.info("overlay thread keeps its priority (%s)", error)
 
 
 def shown_time_s(time_s: float, frame_number: int, frame_rate: float) -> float:
@@ -264,6 +291,7 @@ class OverlayWorker:
             self.not_rendered += 1
 
     def _run(self) -> None:
+        _lower_priority()
         while (item := self._queue.get()) is not None:
             if self._error is not None:
                 continue

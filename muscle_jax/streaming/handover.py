@@ -67,7 +67,7 @@ class NewestFirst(Generic[Item]):
         with self._changed:
             if not self._waiting and not self._dropped and not self._finished:
                 self._changed.wait(timeout_s)
-            taken = Taken(self._dropped, list(self._waiting), self._finished and not self._waiting, self._error)
+            taken = Taken(self._dropped, list(self._waiting), self._finished, self._error)
             self._dropped = []
             self._waiting.clear()
             return taken

@@ -33,7 +33,8 @@ class _Histogram:
         self.max_ms = max(self.max_ms, value_ms)
 
     def percentiles(self) -> dict[str, float]:
-        """Each percentile as the upper edge of its bin (within 0.1 ms); inf where it overflows."""
+        """Each percentile (nearest rank) as the upper edge of its bin, within 0.1 ms above the
+        exact value and never above the maximum; beyond 10 s the maximum bounds it."""
         total = int(self.counts.sum())
         result = {}
         for p in PERCENTILES:
@@ -42,7 +43,7 @@ class _Histogram:
                 continue
             rank = math.ceil(p / 100 * total)
             bin_index = int(np.searchsorted(np.cumsum(self.counts), rank))
-            result[f"p{p}"] = math.inf if bin_index == _BINS else (bin_index + 1) * _BIN_MS
+            result[f"p{p}"] = self.max_ms if bin_index == _BINS else min((bin_index + 1) * _BIN_MS, self.max_ms)
         result["max"] = self.max_ms if total else math.nan
         return result
 

@@ -80,12 +80,12 @@ def run(
     channel_count = len(channels_of(estimators))
     reader = threading.Thread(target=_read, args=(source, preparer, handover, skip_bad_frames), name="reader", daemon=True)
     error: BaseException | None = None
-    stopped_by, stop_seen_s, dropped = "the end of the source", None, 0
+    stop_seen_s, dropped = None, 0
     reader.start()
     try:
         while True:
             if stop.is_set() and stop_seen_s is None:
-                stop_seen_s, stopped_by = clock(), "an interrupt"
+                stop_seen_s = clock()
             taken = handover.take(_POLL_S)
             rows = [Row(dataclasses.replace(d, status=DROPPED), np.full(channel_count, math.nan), clock()) for d in taken.dropped]
             dropped += len(rows)
@@ -96,19 +96,25 @@ def run(
             for row in rows:
                 account.add(row)
             if taken.finished:
-                if taken.error is not None:
-                    error, stopped_by = taken.error, "an error"
+                error = taken.error
                 break
             if stop_seen_s is not None and clock() - stop_seen_s > _STOP_GRACE_S:
                 log.warning("%s: the reader did not stop within %.1f s (blocked on a silent source); leaving it",
                             source.spec.name, _STOP_GRACE_S)
                 break
     except BaseException as failure:  # noqa: BLE001 — every sink is still closed below
-        error, stopped_by = failure, "an error"
+        error = failure
     finally:
+        # Whoever set `stop` before this point (Ctrl-C) ended the session, even when the reader
+        # then reported the end of its source first.
+        interrupted = stop.is_set()
         stop.set()
         reader.join(timeout=_STOP_GRACE_S)
-        error = _close_all([*sinks, *([overlay] if overlay else [])], error)
+        error = close_all([*sinks, *([overlay] if overlay else [])], error)
+    if isinstance(error, KeyboardInterrupt):  # a second Ctrl-C, while the first was being honoured
+        stopped_by = "an interrupt"
+    else:
+        stopped_by = "an error" if error is not None else "an interrupt" if interrupted else "the end of the source"
     summary = account.summary(handover.max_waiting, stopped_by)
     return Outcome(summary, error)
 
@@ -135,7 +141,7 @@ def _estimate(frames: list[PreparedFrame], estimators, clock, overlay: OverlayWo
     return rows
 
 
-def _close_all(closables: Sequence, error: BaseException | None) -> BaseException | None:
+def close_all(closables: Sequence, error: BaseException | None) -> BaseException | None:
     """Closes each (all of them, even when one fails); the first error wins."""
     for closable in closables:
         try:

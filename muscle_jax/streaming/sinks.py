@@ -10,7 +10,7 @@ through LSL.
 from __future__ import annotations
 
 import dataclasses
-import math
+import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -20,6 +20,8 @@ from muscle_jax.streaming.estimators import Channel
 from muscle_jax.streaming.prepare import STATUSES, PreparedFrame
 
 LSL_TYPE = "MuscleState"
+# How long a closing outlet waits for its last samples to reach connected consumers.
+_DRAIN_S = 0.25
 TIMING_COLUMNS = ("status", "capture_s", "ready_s", "latency_ms")
 
 
@@ -98,7 +100,10 @@ class LslSink:
             self._outlet.push_sample(sample, row.frame.capture_s)
 
     def close(self) -> None:
-        # pylsl destroys the outlet (and tells its inlets) when its last reference goes.
+        # liblsl sends in the background and has no flush: give connected consumers a moment to
+        # receive the last samples, then destroy the outlet (pylsl does when its last reference goes).
+        if self._outlet.have_consumers():
+            time.sleep(_DRAIN_S)
         del self._outlet
 
 
@@ -106,7 +111,3 @@ def _channel_type(name: str) -> str:
     if name in ("frame", "latency_ms"):
         return "timing"
     return "uncertainty" if name.endswith("_std") else "estimate"
-
-
-def nan_values(count: int) -> np.ndarray:
-    return np.full(count, math.nan)

@@ -1,0 +1,235 @@
+"""Live sessions on a real (tiny) trained run, in process: the same estimates as predict, frame
+stacks of earlier frames only, every drop written and counted, the LSL outlet read back on
+loopback, and bad input reported by name with nothing already written lost."""
+
+import jax
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+import csv
+import dataclasses
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pylsl
+import pytest
+
+from muscle_jax import ensemble as ensemble_lib
+from muscle_jax import live, predict
+from muscle_jax.data import pipeline, recordings
+from muscle_jax.data.readers.frames import Crop, detect_image_region
+from muscle_jax.data.readers.stream import SourceError, SourceSpec, open_source
+from muscle_jax.streaming.prepare import DETECTING_REGION, DROPPED, OK, UNDECODABLE, FramePreparer
+from test_live_stream import SHORT_CLIP, write_stream
+from test_readers import synthetic_frames, write_video
+
+TARGETS = ("angle_deg", "torque_nm", "emg_v")
+GASFASTRACK_CROP = Crop(214, 44, 720, 574)
+
+
+@pytest.fixture(scope="module")
+def ensemble(recordings_run):
+    return ensemble_lib.load(recordings_run[0])
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def values_of(rows):
+    return np.array([[float(r[t]) for t in TARGETS] for r in rows])
+
+
+def run(ensemble, workdir, spec, tmp_path, **kwargs):
+    kwargs.setdefault("output", str(tmp_path / "live.csv"))
+    result = live.run_live(ensemble, str(workdir), spec, announce=kwargs.pop("announce", lambda line: None), **kwargs)
+    return result, read_rows(kwargs["output"])
+
+
+def test_live_estimates_are_predicts_and_every_row_is_written_in_order(ensemble, recordings_run, tmp_path):
+    video = write_video(tmp_path / "new.mp4", synthetic_frames(40))
+    result, rows = run(ensemble, recordings_run[0], SourceSpec(str(video), "file", realtime=True), tmp_path)
+    reference = predict.predict_recording(ensemble, video)
+    assert result.outcome.error is None and result.outcome.summary.stopped_by == "the end of the source"
+    assert [int(r["frame"]) for r in rows] == list(range(40)) and {r["status"] for r in rows} == {OK}
+    np.testing.assert_allclose(values_of(rows), reference.mean_NxT, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose([float(r["time_s"]) for r in rows], reference.time_s_N, atol=1e-6)
+    latency_ms = np.array([float(r["latency_ms"]) for r in rows])
+    np.testing.assert_allclose(latency_ms, [1000 * (float(r["ready_s"]) - float(r["capture_s"])) for r in rows], atol=2e-3)
+    # The summary's percentiles are the CSV's, to its 0.1 ms bins.
+    summary = result.outcome.summary
+    for p in (50, 95, 99):
+        exact = np.percentile(latency_ms, p, method="inverted_cdf")
+        assert exact - 1e-3 <= summary.latency_ms[f"p{p}"] <= exact + 0.1 + 1e-3
+    assert summary.by_status == {OK: 40} and summary.frames == 40
+
+
+def test_a_slow_estimator_drops_the_oldest_waiting_frames_and_writes_every_one(ensemble, recordings_run, tmp_path):
+    video = write_video(tmp_path / "long.mp4", synthetic_frames(200))
+    # Not paced: the reader outruns the estimator, and one frame may wait.
+    result, rows = run(ensemble, recordings_run[0], SourceSpec(str(video), "file"), tmp_path, queue=1)
+    statuses = [r["status"] for r in rows]
+    assert [int(r["frame"]) for r in rows] == list(range(200))
+    assert set(statuses) == {OK, DROPPED} and statuses.count(DROPPED) > 0
+    assert result.outcome.summary.by_status == {OK: statuses.count(OK), DROPPED: statuses.count(DROPPED)}
+    estimated = np.array([s == OK for s in statuses])
+    assert np.isnan(values_of(rows)[~estimated]).all()
+    # Drops never change what the estimated frames see: their stacks come from every decoded frame.
+    reference = predict.predict_recording(ensemble, video)
+    np.testing.assert_allclose(values_of(rows)[estimated], reference.mean_NxT[estimated], rtol=1e-4, atol=1e-5)
+
+
+def test_frame_stacks_hold_earlier_frames_only_exactly_as_predicts(tmp_path):
+    source = open_source(SourceSpec(str(SHORT_CLIP), "file"))
+    preparer = FramePreparer((64, 64), "calibration", 3, GASFASTRACK_CROP, str(SHORT_CLIP), time.monotonic)
+    with source:
+        prepared = [preparer.prepare(frame) for frame in source.frames()]
+    rois = recordings.read_rois(SHORT_CLIP, (64, 64), "calibration", GASFASTRACK_CROP)
+    expected_NxHxWxS = pipeline.stack_sequence(rois.frames.images_N[..., None], 3)
+    np.testing.assert_array_equal(np.stack([p.inputs_HxWxS for p in prepared]), expected_NxHxWxS)
+    np.testing.assert_array_equal(prepared[0].lines["roi"][0], [214, 44])
+
+
+def test_without_a_calibration_the_region_is_detected_from_the_first_frames_and_held(tmp_path):
+    frames_NxHxW = synthetic_frames(16)
+    source = open_source(SourceSpec(str(write_video(tmp_path / "clip.mp4", frames_NxHxW)), "file"))
+    preparer = FramePreparer((8, 10), "calibration", 2, None, "clip.mp4", time.monotonic, detect_frames=6)
+    with source:
+        prepared = [preparer.prepare(frame) for frame in source.frames()]
+    assert [p.status for p in prepared] == [DETECTING_REGION] * 6 + [OK] * 10
+    decoded = np.stack([p.gray_HxW for p in prepared])
+    assert preparer.crop == detect_image_region(decoded[:6]) == Crop(10, 8, 44, 32)
+    # The first estimated frame is stacked with the last frame of the detection window.
+    expected = pipeline.stack_sequence(
+        np.stack([recordings.region_transform(preparer.crop, (8, 10), "calibration", "clip")(g) for g in decoded])[..., None], 2)
+    np.testing.assert_array_equal(np.stack([p.inputs_HxWxS for p in prepared[6:]]), expected[6:])
+
+
+def test_the_lsl_outlet_is_read_back_on_loopback_with_its_metadata(ensemble, recordings_run, tmp_path):
+    video = write_video(tmp_path / "lsl.mp4", synthetic_frames(30))
+    name = f"muscle_jax_test_{time.monotonic_ns()}"
+    received, inlet = {}, {}
+
+    def connect(line):
+        # Called once the outlet exists and before the first frame: the test's consumer connects.
+        if line.startswith("live: ") and "waiting" not in line:
+            streams = pylsl.resolve_byprop("name", name, timeout=10)
+            assert len(streams) == 1
+            inlet["inlet"] = pylsl.StreamInlet(streams[0])
+            inlet["inlet"].open_stream(timeout=10)
+            inlet["info"] = inlet["inlet"].info(timeout=10)
+
+    def pull():
+        samples, stamps = [], []
+        deadline = time.monotonic() + 10
+        while len(samples) < 30 and time.monotonic() < deadline:
+            chunk, times = inlet["inlet"].pull_chunk(timeout=0.2)
+            samples += chunk
+            stamps += times
+        received.update(samples=np.array(samples), stamps=np.array(stamps))
+
+    puller = None
+
+    def announce(line):
+        nonlocal puller
+        connect(line)
+        if "inlet" in inlet and puller is None:
+            puller = threading.Thread(target=pull)
+            puller.start()
+
+    result, rows = run(ensemble, recordings_run[0], SourceSpec(str(video), "file", realtime=True), tmp_path, lsl=name,
+                       announce=announce)
+    puller.join()
+    assert result.outcome.error is None
+    samples, stamps = received["samples"], received["stamps"]
+    assert samples.shape == (30, 1 + 2 * len(TARGETS) + 1)
+    np.testing.assert_array_equal(samples[:, 0], np.arange(30))
+    columns = ["frame", *[c for t in TARGETS for c in (t, f"{t}_std")], "latency_ms"]
+    np.testing.assert_allclose(samples, [[float(r[c]) for c in columns] for r in rows], rtol=1e-5, atol=2e-3)
+    np.testing.assert_allclose(stamps, [float(r["capture_s"]) for r in rows], atol=1e-5)
+    info = inlet["info"]
+    assert (info.name(), info.type(), info.channel_count(), info.nominal_srate()) == (name, "MuscleState", len(columns), 30.0)
+    channel, labels, units = info.desc().child("channels").child("channel"), [], []
+    while not channel.empty():
+        labels.append(channel.child_value("label"))
+        units.append(channel.child_value("unit"))
+        channel = channel.next_sibling()
+    assert labels == columns
+    assert units == ["count", "°", "°", "N·m", "N·m", "V", "V", "ms"]
+    assert info.desc().child("muscle_jax").child_value("workdir") == str(Path(recordings_run[0]).resolve())
+
+
+def test_a_source_that_fails_mid_stream_keeps_what_was_written(ensemble, recordings_run, tmp_path):
+    whole = write_stream(tmp_path / "whole.mkv", synthetic_frames(30)).read_bytes()
+    growing = tmp_path / "scanner.mkv"
+    growing.write_bytes(whole[: len(whole) // 2])
+
+    def unplug():
+        # Once the session has written a few rows, the file shrinks under the reader.
+        output, deadline = tmp_path / "live.csv", time.monotonic() + 30
+        while time.monotonic() < deadline and not (output.exists() and output.read_text().count("\n") > 4):
+            time.sleep(0.01)
+        with open(growing, "r+b") as handle:
+            handle.truncate(100)
+
+    threading.Thread(target=unplug).start()
+    result, rows = run(ensemble, recordings_run[0], SourceSpec(str(growing), "growing", follow_timeout_s=5.0), tmp_path,
+                       overlay=str(tmp_path / "overlay.mp4"))
+    error = result.outcome.error
+    assert isinstance(error, SourceError) and "scanner.mkv: stopped delivering frames after" in str(error) and "shrank" in str(error)
+    assert result.outcome.summary.stopped_by == "an error"
+    assert 0 < len(rows) < 30 and [int(r["frame"]) for r in rows] == list(range(len(rows)))
+    assert (tmp_path / "live.csv").read_text().endswith("\n")
+    with av.open(str(tmp_path / "overlay.mp4")) as video:
+        # The half already on disk arrives at once, so some frames may be dropped: the video has the others.
+        assert sum(1 for _ in video.decode(video=0)) == sum(r["status"] == OK for r in rows) == result.overlay_frames
+
+
+def test_a_corrupt_frame_stops_the_session_by_name_unless_bad_frames_are_skipped(ensemble, recordings_run, tmp_path):
+    stream = write_stream(tmp_path / "capture.mkv", synthetic_frames(12), garbage_at=5)
+    result, rows = run(ensemble, recordings_run[0], SourceSpec(str(stream), "file", realtime=True), tmp_path)
+    assert "capture.mkv: frame 5 could not be decoded" in str(result.outcome.error)
+    assert "--skip_bad_frames" in str(result.outcome.error)
+    assert [r["status"] for r in rows] == [OK] * 5 + [UNDECODABLE]
+    result, rows = run(ensemble, recordings_run[0], SourceSpec(str(stream), "file", realtime=True), tmp_path, skip_bad_frames=True)
+    assert result.outcome.error is None
+    assert [r["status"] for r in rows] == [OK] * 5 + [UNDECODABLE] + [OK] * 6
+    assert result.outcome.summary.by_status == {OK: 11, UNDECODABLE: 1}
+
+
+def test_a_run_that_does_not_fit_the_input_is_refused_by_name(ensemble, recordings_run, tmp_path):
+    workdir = str(recordings_run[0])
+    clip = SourceSpec(str(SHORT_CLIP), "file")
+    with pytest.raises(ValueError, match=r"p6_isokinetic500_01_push_01\.mp4: its 1148x624 frames do not hold the image region "
+                                         r"x=900 y=44 w=720 h=574 \(--crop\)"):
+        run(ensemble, workdir, clip, tmp_path, crop_text="900,44,720,574")
+    config = ensemble.config.copy_and_resolve_references()
+    config.dataset.frame_stack = 3
+    with pytest.raises(ValueError, match=r"run\.json: dataset\.frame_stack=3 but the models take 1 stacked frame"):
+        run(dataclasses.replace(ensemble, config=config), workdir, clip, tmp_path)
+    config = ensemble.config.copy_and_resolve_references()
+    config.dataset.builder_config, config.dataset.roi_source = "phantom_smoke", "oracle"
+    with pytest.raises(ValueError, match=r"trained on ROIs from roi_source='oracle' \(phantom data\)"):
+        run(dataclasses.replace(ensemble, config=config), workdir, clip, tmp_path)
+    with pytest.raises(ValueError, match="nothing to write"):
+        live.run_live(ensemble, workdir, clip)
+
+
+def test_the_hand_over_keeps_the_newest_frames_and_hands_on_every_drop_in_order():
+    from muscle_jax.streaming.handover import NewestFirst
+
+    handover = NewestFirst(2, account_of=lambda item: ("account", item))
+    for item in range(5):
+        handover.put(item)
+    taken = handover.take(0.0)
+    assert taken.dropped == [("account", 0), ("account", 1), ("account", 2)] and taken.items == [3, 4]
+    assert not taken.finished and handover.dropped_total == 3 and handover.max_waiting == 2
+    handover.put(5)
+    failure = SourceError("gone")
+    handover.finish(failure)
+    taken = handover.take(0.0)
+    assert taken.dropped == [] and taken.items == [5] and taken.finished and taken.error is failure
