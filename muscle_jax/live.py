@@ -49,6 +49,7 @@ def define_flags() -> None:
     flags.DEFINE_string("input", None, "A capture device (/dev/video0), '-' for standard input, or a video file.")
     flags.DEFINE_string("output", None, "CSV written row by row: frame,time_s,<target>,<target>_std,…,status,capture_s,ready_s,latency_ms.")
     flags.DEFINE_string("lsl", None, "Name of the LSL stream to publish (one sample per frame).")
+    flags.DEFINE_float("lsl_wait_s", 0.0, "Wait up to this long for an LSL consumer (e.g. LabRecorder) before the first frame.")
     flags.DEFINE_string("overlay", None, "An mp4 of the frames with their ROI and live traces of the estimates.")
     flags.DEFINE_boolean("realtime", False, "Play a finished file at its own frame rate, as a scanner would deliver it.")
     flags.DEFINE_boolean("growing", False, "The input file is still being written: keep reading as it grows.")
@@ -121,6 +122,7 @@ def run_live(
     output: str | None = None,
     lsl: str | None = None,
     overlay: str | None = None,
+    lsl_wait_s: float = 0.0,
     crop_text: str | None = None,
     detect_frames: int = 60,
     queue: int = 4,
@@ -158,6 +160,8 @@ def run_live(
             provenance = {"workdir": str(Path(workdir).resolve()), "input": spec.name, "targets": " ".join(ensemble.targets),
                           "folds": ensemble.num_folds, "roi_source": preprocessing.roi_source, "frame_stack": frame_stack}
             sinks.append(LslSink(lsl, channels, frame_rate, f"muscle_jax:{lsl}:{spec.name}", provenance))
+            if lsl_wait_s and not sinks[-1].wait_for_consumer(lsl_wait_s):
+                log.warning("no LSL consumer connected to %r within %.1f s; streaming anyway", lsl, lsl_wait_s)
         measured = None
         if overlay:
             ranges = target_ranges(ensemble.targets, ensemble.stats.mean_KxT, ensemble.stats.std_KxT)
@@ -187,7 +191,7 @@ def main(argv: list[str]) -> None:
     previous = signal.signal(signal.SIGINT, lambda *_: (stop.set(), signal.signal(signal.SIGINT, signal.default_int_handler)))
     try:
         result = run_live(
-            ensemble, FLAGS.workdir, spec, FLAGS.output, FLAGS.lsl, FLAGS.overlay, FLAGS.crop, FLAGS.detect_frames,
+            ensemble, FLAGS.workdir, spec, FLAGS.output, FLAGS.lsl, FLAGS.overlay, FLAGS.lsl_wait_s, FLAGS.crop, FLAGS.detect_frames,
             FLAGS.queue, FLAGS.skip_bad_frames, FLAGS.overlay_height, FLAGS.overlay_window_s, stop,
             announce=lambda line: print(line, flush=True),
         )

@@ -112,37 +112,26 @@ def test_without_a_calibration_the_region_is_detected_from_the_first_frames_and_
 def test_the_lsl_outlet_is_read_back_on_loopback_with_its_metadata(ensemble, recordings_run, tmp_path):
     video = write_video(tmp_path / "lsl.mp4", synthetic_frames(30))
     name = f"muscle_jax_test_{time.monotonic_ns()}"
-    received, inlet = {}, {}
+    received = {}
 
-    def connect(line):
-        # Called once the outlet exists and before the first frame: the test's consumer connects.
-        if line.startswith("live: ") and "waiting" not in line:
-            streams = pylsl.resolve_byprop("name", name, timeout=10)
-            assert len(streams) == 1
-            inlet["inlet"] = pylsl.StreamInlet(streams[0])
-            inlet["inlet"].open_stream(timeout=10)
-            inlet["info"] = inlet["inlet"].info(timeout=10)
-
-    def pull():
-        samples, stamps = [], []
-        deadline = time.monotonic() + 10
+    def consume():
+        streams = pylsl.resolve_byprop("name", name, timeout=30)
+        inlet = pylsl.StreamInlet(streams[0])
+        inlet.open_stream(timeout=10)
+        received["info"] = inlet.info(timeout=10)
+        samples, stamps, deadline = [], [], time.monotonic() + 30
         while len(samples) < 30 and time.monotonic() < deadline:
-            chunk, times = inlet["inlet"].pull_chunk(timeout=0.2)
-            samples += chunk
-            stamps += times
+            sample, stamp = inlet.pull_sample(timeout=0.2)
+            if sample is not None:
+                samples.append(sample)
+                stamps.append(stamp)
         received.update(samples=np.array(samples), stamps=np.array(stamps))
 
-    puller = None
-
-    def announce(line):
-        nonlocal puller
-        connect(line)
-        if "inlet" in inlet and puller is None:
-            puller = threading.Thread(target=pull)
-            puller.start()
-
+    puller = threading.Thread(target=consume)
+    puller.start()
+    # The session waits for this consumer before its first frame, so it receives every sample.
     result, rows = run(ensemble, recordings_run[0], SourceSpec(str(video), "file", realtime=True), tmp_path, lsl=name,
-                       announce=announce)
+                       lsl_wait_s=30)
     puller.join()
     assert result.outcome.error is None
     samples, stamps = received["samples"], received["stamps"]
@@ -151,7 +140,7 @@ def test_the_lsl_outlet_is_read_back_on_loopback_with_its_metadata(ensemble, rec
     columns = ["frame", *[c for t in TARGETS for c in (t, f"{t}_std")], "latency_ms"]
     np.testing.assert_allclose(samples, [[float(r[c]) for c in columns] for r in rows], rtol=1e-5, atol=2e-3)
     np.testing.assert_allclose(stamps, [float(r["capture_s"]) for r in rows], atol=1e-5)
-    info = inlet["info"]
+    info = received["info"]
     assert (info.name(), info.type(), info.channel_count(), info.nominal_srate()) == (name, "MuscleState", len(columns), 30.0)
     channel, labels, units = info.desc().child("channels").child("channel"), [], []
     while not channel.empty():

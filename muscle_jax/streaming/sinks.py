@@ -94,6 +94,10 @@ class LslSink:
         produced_by.append_child_value("timestamp", "capture time of the frame (LSL clock)")
         self._outlet = pylsl.StreamOutlet(info)
 
+    def wait_for_consumer(self, timeout_s: float) -> bool:
+        """Whether a consumer connected within `timeout_s` (samples pushed before that reach no one)."""
+        return bool(self._outlet.wait_for_consumers(timeout_s))
+
     def write(self, rows: Sequence[Row]) -> None:
         for row in rows:
             sample = [float(row.frame.index), *map(float, row.values_C), row.latency_ms]
