@@ -66,7 +66,7 @@ def traces_for(channels: Sequence, ranges: Mapping[str, tuple[float, float]]) ->
     )
 
 
-def target_ranges(targets: Sequence[str], mean_KxT: np.ndarray, std_KxT: np.ndarray, spread: float = 2.5) -> dict:
+def target_ranges(targets: Sequence[str], mean_KxT: np.ndarray, std_KxT: np.ndarray, spread: float = 2.0) -> dict:
     """Fixed y ranges from a run's label statistics: every fold's training mean ± `spread` sd."""
     low_T = (mean_KxT - spread * std_KxT).min(axis=0)
     high_T = (mean_KxT + spread * std_KxT).max(axis=0)
@@ -188,12 +188,15 @@ class OverlayRenderer:
         for v_N, colour in ((measured_N, _MEASURED), (mean_N, _MEAN)):
             for run in _finite_runs(points(v_N)):
                 draw.line(run, fill=colour, width=2)
-        legend = "estimate —"
-        if np.isfinite(mean_N[-1]):
-            legend = f"estimate {mean_N[-1]:.3g}" + (f" ± {std_N[-1]:.2g}" if std_N is not None and np.isfinite(std_N[-1]) else "")
+        right, top = x1, k * self._panel_height + 3
         if np.isfinite(measured_N[-1]):
-            legend += f"   measured {measured_N[-1]:.3g}"
-        draw.text((x1, k * self._panel_height + 3), legend, fill=_MEAN, font=self._small, anchor="ra")
+            measured_text = f"   measured {measured_N[-1]:.3g}"
+            draw.text((right, top), measured_text, fill=_MEASURED, font=self._small, anchor="ra")
+            right -= draw.textlength(measured_text, font=self._small)
+        estimate = "estimate —"
+        if np.isfinite(mean_N[-1]):
+            estimate = f"estimate {mean_N[-1]:.3g}" + (f" ± {std_N[-1]:.2g}" if std_N is not None and np.isfinite(std_N[-1]) else "")
+        draw.text((right, top), estimate, fill=_MEAN, font=self._small, anchor="ra")
 
 
 def _finite_runs(points_NxD: np.ndarray) -> list[list[float]]:

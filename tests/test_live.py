@@ -94,6 +94,30 @@ def test_frame_stacks_hold_earlier_frames_only_exactly_as_predicts(tmp_path):
     np.testing.assert_array_equal(prepared[0].lines["roi"][0], [214, 44])
 
 
+def test_segmentation_rois_and_aponeurosis_lines_are_predicts_frame_by_frame(tmp_path):
+    # Six real frames, losslessly re-encoded, through both paths of the segmentation ROI source.
+    clip = tmp_path / "six.mkv"
+    with av.open(str(SHORT_CLIP)) as source, av.open(str(clip), "w") as target:
+        stream = target.add_stream("ffv1", rate=61)
+        stream.width, stream.height, stream.pix_fmt = 1148, 624, "gray"
+        for k, frame in zip(range(6), source.decode(video=0)):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame.to_ndarray(format="gray"), format="gray")):
+                target.mux(packet)
+        for packet in stream.encode():
+            target.mux(packet)
+    rois = recordings.read_rois(clip, (64, 64), "segmentation", GASFASTRACK_CROP)
+    preparer = FramePreparer((64, 64), "segmentation", 1, GASFASTRACK_CROP, str(clip), time.monotonic)
+    with open_source(SourceSpec(str(clip), "file")) as source:
+        prepared = [preparer.prepare(frame) for frame in source.frames()]
+    assert rois.found_N.all() and [p.status for p in prepared] == [OK] * 6
+    np.testing.assert_array_equal(np.stack([p.inputs_HxWxS[..., 0] for p in prepared]), rois.frames.images_N)
+    for p in prepared:
+        superficial, deep = p.lines["superficial_aponeurosis"], p.lines["deep_aponeurosis"]
+        # In frame pixels, inside the image region, the deep aponeurosis below the superficial one.
+        assert (superficial[:, 0] >= GASFASTRACK_CROP.x).all() and (deep[:, 0] <= GASFASTRACK_CROP.x + GASFASTRACK_CROP.w).all()
+        assert (deep[:, 1] > superficial[:, 1]).all() and (superficial[:, 1] >= GASFASTRACK_CROP.y).all()
+
+
 def test_without_a_calibration_the_region_is_detected_from_the_first_frames_and_held(tmp_path):
     frames_NxHxW = synthetic_frames(16)
     source = open_source(SourceSpec(str(write_video(tmp_path / "clip.mp4", frames_NxHxW)), "file"))
