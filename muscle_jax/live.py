@@ -12,9 +12,10 @@ recording stands in for a scanner). Frames are prepared exactly as `predict` pre
 run's calibration crop, or `--crop`, else a region detected from the first `--detect_frames` frames
 and held; the run's ROI source and size; stacks of the frames before each one), estimated by the
 fold ensemble, and written as they are ready: the CSV line by line (flushed), one LSL sample per
-frame, one overlay video frame per estimated frame. The session ends at the end of the source or on
-Ctrl-C, and prints its latency summary. docs/live.md has the design, the drop policy and the
-measured latency.
+frame (`--lsl_wait_s` first waits for a consumer such as LabRecorder), one overlay video frame per
+estimated frame. The session ends at the end of the source or on Ctrl-C (exit status 130), with
+every output closed, and prints its latency summary. docs/live.md has the design, the drop policy
+and the measured latency.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
+from typing import Sequence
 
 import pylsl
 from absl import flags
@@ -36,7 +38,7 @@ from muscle_jax.data.readers.frames import Crop
 from muscle_jax.data.readers.stream import SourceSpec, kind_of, open_source
 from muscle_jax.overlay import OverlayRenderer, OverlayVideo, OverlayWorker, target_ranges, traces_for
 from muscle_jax.streaming import session
-from muscle_jax.streaming.estimators import EnsembleEstimator
+from muscle_jax.streaming.estimators import EnsembleEstimator, FrameEstimator
 from muscle_jax.streaming.prepare import FramePreparer
 from muscle_jax.streaming.sinks import CsvSink, LslSink
 
@@ -131,16 +133,19 @@ def run_live(
     overlay_window_s: float = 5.0,
     stop: threading.Event | None = None,
     announce=print,
+    more_estimators: Sequence[FrameEstimator] = (),
 ) -> LiveResult:
     """One live session of `ensemble` (the run in `workdir`) on `spec`, to the outputs given (the
-    module docstring); `stop` ends it early. Errors before the first frame are raised; an error
-    during the session is returned in the outcome, after every output was closed."""
+    module docstring); `stop` ends it early. `more_estimators` add their columns after the
+    ensemble's (e.g. the muscle architecture stage; docs/live.md). Errors before the first frame
+    are raised; an error during the session is returned in the outcome, after every output was
+    closed."""
     if not (output or lsl or overlay):
         raise ValueError("nothing to write: give --output, --lsl and/or --overlay")
     preprocessing = predict.preprocessing_of(ensemble.config, ensemble.image_shape)
     frame_stack = check_run_fits_live(workdir, ensemble, preprocessing)
     crop = predict.crop_for(Path(spec.input), preprocessing, crop_text)
-    estimators = [EnsembleEstimator(ensemble)]
+    estimators = [EnsembleEstimator(ensemble), *more_estimators]
     for estimator in estimators:
         estimator.warm_up(queue)  # compiled before the first frame, not on it
     channels = session.channels_of(estimators)

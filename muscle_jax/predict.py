@@ -11,7 +11,8 @@ detected image region; then the run's ROI source and size). The CSV has one row 
 frame: `frame,time_s,<target>,<target>_std` for each target the run was trained on — the
 mean and standard deviation across the fold models, in physical units. A frame in which the
 segmentation stage found no muscle gets NaN predictions (and is counted); undecodable frames
-are an error unless `--skip_bad_frames`, which counts them.
+are an error unless `--skip_bad_frames`, which counts them. `--overlay=<mp4>` draws the
+predictions over the recording with the renderer `muscle_jax.live` uses (docs/live.md).
 """
 
 from __future__ import annotations

@@ -22,7 +22,9 @@ from muscle_jax import live, predict
 from muscle_jax.data import pipeline, recordings
 from muscle_jax.data.readers.frames import Crop, detect_image_region
 from muscle_jax.data.readers.stream import SourceError, SourceSpec, open_source
-from muscle_jax.streaming.prepare import DETECTING_REGION, DROPPED, OK, UNDECODABLE, FramePreparer
+from muscle_jax.data.readers.video import read_video
+from muscle_jax.streaming.estimators import Channel, Estimates
+from muscle_jax.streaming.prepare import DETECTING_REGION, DROPPED, OK, UNDECODABLE, FramePreparer, rectangle_xy
 from test_live_stream import SHORT_CLIP, write_stream
 from test_readers import synthetic_frames, write_video
 
@@ -246,3 +248,35 @@ def test_the_hand_over_keeps_the_newest_frames_and_hands_on_every_drop_in_order(
     handover.finish(failure)
     taken = handover.take(0.0)
     assert taken.dropped == [] and taken.items == [5] and taken.finished and taken.error is failure
+
+
+class RegionBrightness:
+    """A per-frame estimator beside the ensemble: the mean gray level of the image region (a
+    real, if simple, measurement made from `PreparedFrame.gray_HxW`, as the architecture stage
+    will measure its columns)."""
+
+    channels = (Channel("region_mean_gray", "gray level"),)
+
+    def __init__(self, crop: Crop):
+        self.crop = crop
+
+    def warm_up(self, max_batch: int) -> None:
+        pass
+
+    def estimate(self, frames):
+        values = [[float(self.crop.apply(f.gray_HxW).mean()) if f.gray_HxW is not None else np.nan] for f in frames]
+        return Estimates(np.array(values), tuple({"region_top": rectangle_xy(self.crop)[:2]} for _ in frames))
+
+
+def test_another_estimator_adds_its_columns_beside_the_ensembles(ensemble, recordings_run, tmp_path):
+    frames_NxHxW = synthetic_frames(20)
+    video = write_video(tmp_path / "clip.mp4", frames_NxHxW)
+    crop = Crop(10, 8, 44, 32)
+    result, rows = run(ensemble, recordings_run[0], SourceSpec(str(video), "file", realtime=True), tmp_path,
+                       overlay=str(tmp_path / "overlay.mp4"), more_estimators=[RegionBrightness(crop)])
+    assert result.outcome.error is None
+    assert list(rows[0])[2:-4] == [c for t in TARGETS for c in (t, f"{t}_std")] + ["region_mean_gray"]
+    decoded = read_video(video).images_N
+    np.testing.assert_allclose([float(r["region_mean_gray"]) for r in rows],
+                               [crop.apply(g).mean() for g in decoded], rtol=1e-5)
+    assert result.overlay_frames == 20

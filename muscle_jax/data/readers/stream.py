@@ -238,7 +238,9 @@ class LiveSource:
                 if packet.pts is not None:
                     timeline.add(packet.pts)
                     first_pts = packet.pts if first_pts is None else first_pts
-                if self.spec.realtime and packet.pts is not None and time_base:
+                if self.spec.realtime and packet.size:
+                    if packet.pts is None or not time_base:
+                        raise SourceError(f"{name}: has no packet timestamps to pace it by; play it without --realtime")
                     started_s = self._clock() if started_s is None else started_s
                     due_s = started_s + seconds_of(packet.pts)
                     if self._stop.wait(max(0.0, due_s - self._clock())):
