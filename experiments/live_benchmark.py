@@ -9,8 +9,9 @@ range-of-motion push, 61 frames/s):
   realtime          `--input=<clip> --realtime --output=<csv>`: the clip paced at 61 frames/s
   realtime+lsl      the same, with an LSL outlet that this script's consumer reads on loopback
   realtime+overlay  the same as `realtime`, with the overlay video written alongside
-  pipe              `experiments/live_play.py` remuxing the clip into MPEG-TS at 61 frames/s,
-                    piped into `--input=-`; latency also from the moment each packet was sent
+  pipe              `experiments/live_play.py` remuxing the clip into NUT at 61 frames/s, piped
+                    into `--input=-`; latency also from the moment each packet was sent
+  pipe_mpegts       the same through MPEG-TS (whose demuxer holds each frame until the next)
 
 Per-frame latency (capture to estimate) is read from each run's CSV; percentiles pool every
 frame of a variant's rounds (nearest rank), with each round's own p99 beside them. Sustained
@@ -39,7 +40,7 @@ from muscle_jax import cli
 
 FLAGS = flags.FLAGS
 _REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("realtime", "realtime+lsl", "realtime+overlay", "pipe")
+VARIANTS = ("realtime", "realtime+lsl", "realtime+overlay", "pipe", "pipe_mpegts")
 TARGET_P99_MS = 50.0
 
 
@@ -86,14 +87,15 @@ def run_variant(variant: str, workdir: str, clip: str, out: Path) -> dict:
                f"--summary_json={summary_path}"]
     sent_log = out / f"{variant}.sent.csv"
     lsl_samples, lsl_stop, consumer = [], threading.Event(), None
-    if variant == "pipe":
+    if variant.startswith("pipe"):
         read_end, write_end = os.pipe()
         live = subprocess.Popen([*command, "--input=-"], cwd=_REPO, stdin=read_end, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True)
         os.close(read_end)
         _wait_for(live, "live: waiting for")
-        player = subprocess.Popen([sys.executable, "experiments/live_play.py", f"--input={clip}", f"--sent_log={sent_log}"],
-                                  cwd=_REPO, stdout=write_end, stderr=subprocess.DEVNULL)
+        container = "mpegts" if variant == "pipe_mpegts" else "nut"
+        player = subprocess.Popen([sys.executable, "experiments/live_play.py", f"--input={clip}", f"--sent_log={sent_log}",
+                                   f"--format={container}"], cwd=_REPO, stdout=write_end, stderr=subprocess.DEVNULL)
         os.close(write_end)
         live.communicate()
         player.wait()
@@ -121,7 +123,7 @@ def run_variant(variant: str, workdir: str, clip: str, out: Path) -> dict:
         "ready_s": [float(r["ready_s"]) for r in ok],
         "summary": json.loads(summary_path.read_text()),
     }
-    if variant == "pipe":
+    if variant.startswith("pipe"):
         sent = {int(r["packet"]): float(r["sent_s"]) for r in read_rows(sent_log)}
         # This clip has one packet per frame, in order: frame k left the player with packet k.
         result["sent_to_ready_ms"] = [1000 * (float(r["ready_s"]) - sent[int(r["frame"])]) for r in ok]
@@ -159,7 +161,7 @@ def aggregate(variant: str, runs: list[dict]) -> dict:
         "sustained_fps_per_round": sustained,
         "reader_lag_p99_ms_per_round": [r["summary"]["reader_lag_ms"]["p99"] for r in runs],
     }
-    if variant == "pipe":
+    if variant.startswith("pipe"):
         result["sent_to_ready_ms"] = percentiles([v for r in runs for v in r["sent_to_ready_ms"]])
     if variant == "realtime+lsl":
         result["lsl_received_per_round"] = [r["lsl_received"] for r in runs]
@@ -173,14 +175,23 @@ def aggregate(variant: str, runs: list[dict]) -> dict:
 def markdown(report: dict) -> str:
     lines = [f"Machine: {report['machine']}; load average {report['load_before']:.2f} before, {report['load_after']:.2f} after; "
              f"busy before: {'; '.join(report['busy_before']) or 'nothing'}.", "",
-             "| variant | frames (dropped) per round | latency p50 / p95 / p99 / max, ms | p99 per round, ms | sustained frames/s per round |",
-             "| --- | --- | --- | --- | --- |"]
+             "| variant | frames (dropped) per round | latency p50 / p95 / p99 / max, ms | p99 per round, ms "
+             "| sustained frames/s per round | further along, p50 / p99, ms |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for variant, figures in report["variants"].items():
         lat = figures["latency_ms"]
         frames = ", ".join(f"{f} ({d})" for f, d in zip(figures["frames_per_round"], figures["dropped_per_round"]))
+        further = "—"
+        if "sent_to_ready_ms" in figures:
+            further = f"sent → ready {figures['sent_to_ready_ms']['p50']:.1f} / {figures['sent_to_ready_ms']['p99']:.1f}"
+        if "capture_to_consumer_ms" in figures:
+            further = (f"capture → LSL consumer {figures['capture_to_consumer_ms']['p50']:.1f} / "
+                       f"{figures['capture_to_consumer_ms']['p99']:.1f} ({sum(figures['lsl_received_per_round'])} samples)")
+        if "overlay_frames_per_round" in figures:
+            further = f"overlay frames {figures['overlay_frames_per_round']}, not rendered {figures['overlay_not_rendered_per_round']}"
         lines.append(f"| {variant} | {frames} | {lat['p50']:.1f} / {lat['p95']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f} | "
                      f"{', '.join(f'{v:.1f}' for v in figures['p99_per_round_ms'])} | "
-                     f"{', '.join(f'{v:.1f}' for v in figures['sustained_fps_per_round'])} |")
+                     f"{', '.join(f'{v:.1f}' for v in figures['sustained_fps_per_round'])} | {further} |")
     return "\n".join(lines) + "\n"
 
 
