@@ -6,9 +6,9 @@
 The video's packets are remuxed, not re-encoded, into a streamable container on standard output
 (NUT by default; `--format=mpegts` or `matroska`), each one written when it is due by its
 timestamp, so the reader on the other end receives the recording as it would a live feed. NUT
-hands each frame over as soon as it is written: from a packet sent to its frame decoded took
-about 2 ms with NUT against 35 ms with MPEG-TS (whose demuxer holds a frame until the next
-begins) and 70 ms with Matroska (which buffers clusters), on GasFasTrack clips (docs/live.md).
+hands each frame over as soon as it is written; MPEG-TS's demuxer holds a frame until the next
+one begins, and Matroska buffers clusters (`experiments/live_benchmark.py` measures all three:
+docs/live.md).
 `--sent_log` records when each packet left (LSL clock, one line per packet: its number and time),
 so an end-to-end latency can be measured from the moment a frame was sent.
 """
