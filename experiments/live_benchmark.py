@@ -175,7 +175,7 @@ def aggregate(variant: str, runs: list[dict]) -> dict:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"Machine: {report['machine']}; load average {report['load_before']:.2f} before, {report['load_after']:.2f} after; "
+    lines = [f"Commit {report.get('commit', '?')}. Machine: {report['machine']}; load average {report['load_before']:.2f} before, {report['load_after']:.2f} after; "
              f"busy before: {'; '.join(report['busy_before']) or 'nothing'}.", "",
              "| variant | frames (dropped) per round | latency p50 / p95 / p99 / max, ms | p99 per round, ms "
              "| sustained frames/s per round | further along, p50 / p99, ms |",
@@ -202,7 +202,8 @@ def main(argv: list[str]) -> None:
     unknown = sorted(set(FLAGS.variants) - set(VARIANTS))
     if unknown:
         raise ValueError(f"--variants: unknown {unknown}; expected names from {VARIANTS}")
-    report = {"machine": machine(), "clip": FLAGS.clip, "workdir": FLAGS.workdir, "load_before": os.getloadavg()[0],
+    commit = subprocess.run(["git", "-C", str(_REPO), "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+    report = {"machine": machine(), "commit": commit, "clip": FLAGS.clip, "workdir": FLAGS.workdir, "load_before": os.getloadavg()[0],
               "busy_before": busy_processes(), "command": " ".join(sys.argv)}
     runs = {variant: [] for variant in FLAGS.variants}
     with tempfile.TemporaryDirectory(prefix="live_benchmark_") as tmp:
