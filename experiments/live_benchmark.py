@@ -52,6 +52,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("rounds", 3, "Rounds; each runs every variant once, in turns.")
     flags.DEFINE_list("variants", list(DEFAULT_VARIANTS), f"Variants to run, of {VARIANTS}.")
     flags.DEFINE_string("json", None, "Write the figures here (and a .md table beside it).")
+    flags.DEFINE_string("input_options", "", "Passed to live's --input_options in the pipe variants (e.g. probesize=5000000).")
 
 
 def machine() -> str:
@@ -91,7 +92,7 @@ def run_variant(variant: str, workdir: str, clip: str, out: Path) -> dict:
     lsl_samples, lsl_stop, consumer = [], threading.Event(), None
     if variant.startswith("pipe"):
         read_end, write_end = os.pipe()
-        live = subprocess.Popen([*command, "--input=-"], cwd=_REPO, stdin=read_end, stdout=subprocess.PIPE,
+        live = subprocess.Popen([*command, "--input=-", f"--input_options={FLAGS.input_options}"], cwd=_REPO, stdin=read_end, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True)
         os.close(read_end)
         _wait_for(live, "live: waiting for")

@@ -156,9 +156,10 @@ class _GrowingFile(io.RawIOBase):
         super().close()
 
 
-# What FFmpeg reads of a live source before handing over the first frame: its default (5 MB)
-# held the first 450 ms of a 61 frames/s NUT stream back (27 frames, then a burst); 32 KB found
-# the stream's parameters within 20-50 ms for NUT, MPEG-TS and Matroska GasFasTrack streams.
+# What FFmpeg reads of a live source before handing over the first frame: with its default
+# (5 MB) the first frames of a GasFasTrack stream waited for the probe, then came in a burst the
+# queue had to drop (docs/live.md); 32 KB holds the stream's parameters for NUT, MPEG-TS and
+# Matroska streams of these clips.
 LIVE_PROBESIZE = "32768"
 
 
