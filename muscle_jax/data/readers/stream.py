@@ -232,7 +232,7 @@ class LiveSource:
         timeline, first_pts, started_s, last_pts = _Timeline(), None, None, None
         next_untimed = 0  # sources without timestamps: frames in decoding order
         # One reformatter for the whole stream: its conversion context is made once, not per frame
-        # (0.4 instead of 1.7 ms a frame on GasFasTrack clips), and its pixels are to_ndarray's.
+        # (which cost more than the conversion itself), and its pixels are to_ndarray's.
         to_gray = VideoReformatter()
         name = self.spec.name
 
