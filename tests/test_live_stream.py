@@ -84,7 +84,7 @@ def test_a_growing_file_is_followed_until_it_stops_growing_and_a_truncation_is_a
 
     writer = threading.Thread(target=scanner)
     writer.start()
-    frames = read_all(SourceSpec(str(growing), "growing", follow_timeout_s=0.5))
+    frames = read_all(SourceSpec(str(growing), "growing", follow_timeout_s=1.5))
     writer.join()
     assert [f.index for f in frames] == list(range(20))
 
