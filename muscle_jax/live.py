@@ -112,8 +112,9 @@ def check_crop_fits(spec: SourceSpec, frame_hw: tuple[int, int], crop: Crop | No
     if crop.x + crop.w > frame_hw[1] or crop.y + crop.h > frame_hw[0]:
         raise ValueError(
             f"{spec.name}: its {frame_hw[1]}x{frame_hw[0]} frames do not hold the image region x={crop.x} y={crop.y} "
-            f"w={crop.w} h={crop.h} ({origin}); the input is not the kind of recording {workdir} was trained on "
-            "(pass --crop=x,y,w,h)"
+            f"w={crop.w} h={crop.h} ({origin}); "
+            + ("give a --crop inside the frame" if origin == "--crop" else
+               f"the input is not the kind of recording {workdir} was trained on (pass --crop=x,y,w,h)")
         )
 
 

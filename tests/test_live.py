@@ -223,8 +223,12 @@ def test_a_run_that_does_not_fit_the_input_is_refused_by_name(ensemble, recordin
     workdir = str(recordings_run[0])
     clip = SourceSpec(str(SHORT_CLIP), "file")
     with pytest.raises(ValueError, match=r"p6_isokinetic500_01_push_01\.mp4: its 1148x624 frames do not hold the image region "
-                                         r"x=900 y=44 w=720 h=574 \(--crop\)"):
+                                         r"x=900 y=44 w=720 h=574 \(--crop\); give a --crop inside the frame"):
         run(ensemble, workdir, clip, tmp_path, crop_text="900,44,720,574")
+    small = write_video(tmp_path / "small.mp4", np.random.default_rng(0).integers(0, 255, (4, 24, 32), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"small\.mp4: its 32x24 frames do not hold the image region x=10 y=8 w=44 h=32 "
+                                         r"\(the run's recordings calibration\); the input is not the kind of recording"):
+        run(ensemble, workdir, SourceSpec(str(small), "file"), tmp_path)
     config = ensemble.config.copy_and_resolve_references()
     config.dataset.frame_stack = 3
     with pytest.raises(ValueError, match=r"run\.json: dataset\.frame_stack=3 but the models take 1 stacked frame"):
