@@ -14,7 +14,8 @@ mean and standard deviation across the fold models, in physical units — and th
 (`muscle_jax.architecture`: architecture_found, the aponeurosis and fascicle angles,
 pennation, thickness and fascicle length in pixels). A frame in which the
 segmentation stage found no muscle gets NaN predictions (and is counted); undecodable frames
-are an error unless `--skip_bad_frames`, which counts them.
+are an error unless `--skip_bad_frames`, which counts them. `--overlay=<mp4>` draws the
+predictions over the recording with the renderer `muscle_jax.live` uses (docs/live.md).
 """
 
 from __future__ import annotations
@@ -31,12 +32,17 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from muscle_jax import cli
-from muscle_jax.architecture.command import architecture_columns
 from muscle_jax import ensemble as ensemble_lib
+from muscle_jax.architecture.command import architecture_columns
 from muscle_jax.data import pipeline, recordings, ultrasound_states
+from muscle_jax.data.measured import measured_signals
 from muscle_jax.data.readers.dicom import read_dicom_region
 from muscle_jax.data.readers.frames import Crop
 from muscle_jax.data.readers.media import DICOM_SUFFIXES
+from muscle_jax.data.readers.stream import UndecodableFrame, recorded_frames
+from muscle_jax.overlay import OverlayRenderer, OverlayVideo, shown_time_s, target_ranges, traces_for
+from muscle_jax.streaming.estimators import ensemble_channels, interleave
+from muscle_jax.streaming.prepare import FramePreparer
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,7 @@ class Prediction:
     skipped_frames: int
     no_roi_frames: int
     seconds: dict[str, float]
+    crop: Crop | None = None  # the image region the frames were cut to (given, calibrated or detected)
 
     @property
     def frames_per_second(self) -> float:
@@ -140,7 +147,7 @@ def predict_recording(
     log.info("compiling the ensemble took %.1f s (not counted in frames/s)", compiled_at - decoded_at)
     return Prediction(
         frames.index_N, frames.time_s_N, tuple(ensemble.targets), mean_NxT, std_NxT,
-        frames.missing, int(no_roi_N.sum()), seconds,
+        frames.missing, int(no_roi_N.sum()), seconds, rois.crop,
     )
 
 
@@ -178,12 +185,52 @@ def plot(path: Path | str, prediction: Prediction, title: str) -> None:
     figure.savefig(path, dpi=110)
 
 
+def write_overlay(path: Path | str, ensemble, input_path: Path | str, prediction: Prediction, fps: float | None = None,
+                  height: int = 480, window_s: float = 5.0) -> int:
+    """The prediction drawn over its recording by the renderer `live --overlay` uses (the ROI
+    outline and aponeurosis lines of the run's ROI source, traces with ±1 sd bands, measured
+    signals when the recording is a trial of the run's layout): one video frame per predicted
+    frame. Returns the number of video frames."""
+    preprocessing = preprocessing_of(ensemble.config, ensemble.image_shape)
+    preparer = FramePreparer(preprocessing.roi_hw, preprocessing.roi_source, ensemble.image_shape[-1], prediction.crop,
+                             str(input_path), time.monotonic)
+    channels = ensemble_channels(prediction.targets)
+    traces = traces_for(channels, target_ranges(prediction.targets, ensemble.stats.mean_KxT, ensemble.stats.std_KxT))
+    values_NxC = interleave(prediction.mean_NxT, prediction.std_NxT)
+    row_of = {int(frame): n for n, frame in enumerate(prediction.frame_N)}
+    steps_s = np.diff(prediction.time_s_N)
+    timed = len(steps_s) and np.all(np.isfinite(steps_s)) and np.median(steps_s) > 0
+    frame_rate = 1.0 / float(np.median(steps_s)) if timed else 30.0
+    declared = len(prediction.frame_N) + prediction.skipped_frames
+    measured = measured_signals(input_path, preprocessing.layout, preprocessing.manual_dir, prediction.targets, declared)
+    renderer, video = None, None
+    try:
+        for item in recorded_frames(input_path, fps):
+            if isinstance(item, UndecodableFrame) or item.index not in row_of:
+                continue
+            prepared = preparer.prepare(item)
+            if renderer is None:
+                renderer = OverlayRenderer(item.gray_HxW.shape, traces, height, window_s)
+                video = OverlayVideo(path, renderer.width, renderer.height, frame_rate)
+            signals = measured.at([item.index], [item.time_s]) if measured else {}
+            caption = f"frame {item.index}  {item.time_s:.2f} s  {Path(input_path).name}"
+            shown_s = shown_time_s(item.time_s, item.index, frame_rate)
+            rgb = renderer.render(item.gray_HxW, prepared.lines, shown_s, values_NxC[row_of[item.index]],
+                                  {t: float(v[0]) for t, v in signals.items()}, caption)
+            video.write(rgb, shown_s)
+    finally:
+        if video is not None:
+            video.close()
+    return video.frames if video is not None else 0
+
+
 def run(workdir: str | Path, input_path: str | Path, output: str | Path, plot_path: str | Path | None = None,
         crop_text: str | None = None, fps: float | None = None, batch_size: int = 128, skip_bad_frames: bool = False,
-        architecture: bool = True, ensemble=None) -> str:
+        architecture: bool = True, overlay_path: str | Path | None = None, ensemble=None) -> str:
     """The command's work: predicts `input_path` with the run in `workdir` (or the `ensemble`
     already loaded from it), with the muscle's architecture measured on every frame beside the
-    states (`architecture`), writes the CSV (and the plot); returns the summary it prints."""
+    states (`architecture`), writes the CSV (and the plot, and the overlay video); returns the
+    summary it prints."""
     if ensemble is None:
         run = ensemble_lib.read_run(workdir)
         preprocessing_of(ml_collections.ConfigDict(run["config"]), tuple(run["image_shape"]))  # refused before loading
@@ -199,6 +246,9 @@ def run(workdir: str | Path, input_path: str | Path, output: str | Path, plot_pa
     write_csv(output, prediction, extra)
     if plot_path:
         plot(plot_path, prediction, Path(input_path).name)
+    if overlay_path:
+        frames = write_overlay(overlay_path, ensemble, input_path, prediction, fps)
+        architecture_line.append(f"overlay: {frames} frames → {overlay_path}")
     count, seconds = len(prediction.frame_N), prediction.seconds
     lines = [
         f"{count} frames → {output}: {prediction.frames_per_second:.1f} frames/s overall "
@@ -218,6 +268,7 @@ def define_flags() -> None:
     flags.DEFINE_string("input", None, "A video, a DICOM cine or a folder of images.")
     flags.DEFINE_string("output", None, "CSV to write: frame,time_s,<target>,<target>_std.")
     flags.DEFINE_string("plot", None, "Optional PNG of the predictions over time.")
+    flags.DEFINE_string("overlay", None, "Optional mp4: every frame with its ROI and traces of the predictions (as live draws it).")
     flags.DEFINE_string("crop", None, "Image region 'x,y,w,h' (0-based px); default: the run's calibration, else detected.")
     flags.DEFINE_float("fps", None, "Frame rate of a folder of images (for time_s).")
     flags.DEFINE_integer("batch_size", 128, "Frames per model call.")
@@ -230,7 +281,7 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
     args = flags.FLAGS
     print(run(args.workdir, args.input, args.output, args.plot, args.crop, args.fps, args.batch_size,
-              args.skip_bad_frames, args.architecture))
+              args.skip_bad_frames, args.architecture, args.overlay))
 
 
 if __name__ == "__main__":

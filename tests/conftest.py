@@ -65,6 +65,28 @@ def smoke_run(smoke_dataset, tmp_path_factory) -> Path:
     return workdir
 
 
+@pytest.fixture(scope="session")
+def recordings_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A run trained for two steps on a tiny `recordings` layout of synthetic videos (calibration
+    crop 10,8,44,32 of 64×48 frames; angle, torque, EMG): (workdir, root of the layout's folder)."""
+    from configs import smoke
+    from muscle_jax import train
+    from test_recordings import make_layout
+
+    root = tmp_path_factory.mktemp("rec")
+    layout = make_layout(root / "layout")
+    config = smoke.get_config()
+    config.dataset.builder_config = "recordings"
+    config.dataset.manual_dir = str(layout)
+    config.dataset.data_dir = str(root / "tfds")
+    config.dataset.targets = ("angle_deg", "torque_nm", "emg_v")
+    config.train.num_steps = 2
+    config.eval.plots = False
+    workdir = root / "run"
+    train.train_and_evaluate(config, workdir)
+    return workdir, root
+
+
 # docs/reliability.md is written from a run of tests/test_reliability.py (its module docstring).
 _RELIABILITY_OUTCOMES: dict[str, str] = {}
 

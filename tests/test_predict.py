@@ -10,29 +10,11 @@ import csv
 import numpy as np
 import pytest
 
-from configs import smoke
 from muscle_jax import ensemble as ensemble_lib
-from muscle_jax import predict, train
+from muscle_jax import predict
 from test_readers import synthetic_frames, truncate, write_video
-from test_recordings import make_layout
 
 TARGETS = ("angle_deg", "torque_nm", "emg_v")
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("rec")
-    layout = make_layout(root / "layout")
-    config = smoke.get_config()
-    config.dataset.builder_config = "recordings"
-    config.dataset.manual_dir = str(layout)
-    config.dataset.data_dir = str(root / "tfds")
-    config.dataset.targets = TARGETS
-    config.train.num_steps = 2
-    config.eval.plots = False
-    workdir = root / "run"
-    train.train_and_evaluate(config, workdir)
-    return workdir, root
 
 
 def read_rows(path):
@@ -41,15 +23,15 @@ def read_rows(path):
 
 
 @pytest.fixture(scope="module")
-def loaded_ensemble(trained_run):
-    return ensemble_lib.load(trained_run[0])
+def loaded_ensemble(recordings_run):
+    return ensemble_lib.load(recordings_run[0])
 
 
 @pytest.fixture(scope="module")
-def cli_prediction(trained_run, loaded_ensemble):
+def cli_prediction(recordings_run, loaded_ensemble):
     """The command's work (CPU inference path) on a new 30-frame video: (video, rows of its
     CSV, plot, summary), with the run already loaded from that same workdir."""
-    workdir, root = trained_run
+    workdir, root = recordings_run
     video = write_video(root / "new.mp4", synthetic_frames(30))
     output, figure = root / "out" / "pred.csv", root / "out" / "pred.png"
     summary = predict.run(workdir, video, output, figure, ensemble=loaded_ensemble)

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -222,6 +222,50 @@ def read_calibration_json(path: Path) -> Crop | None:
         raise ValueError(f'{path}: expected {{"crop_xywh": [x, y, w, h]}} with 0-based pixels ({error})') from error
 
 
+def region_transform(crop: Crop, roi_hw: tuple[int, int], roi_source: str, source: Path | str) -> Callable[[np.ndarray], np.ndarray]:
+    """What is kept of each decoded grayscale frame: for 'calibration' the ROI itself (the image
+    region resized to `roi_hw`); for 'segmentation' the full-resolution image region, which
+    `segment_regions` turns into ROIs. Errors name `source` when the crop does not fit the frame."""
+    if roi_source not in ROI_SOURCES:
+        raise ValueError(f"roi_source must be one of {ROI_SOURCES}, got {roi_source!r}")
+    roi_hw = (int(roi_hw[0]), int(roi_hw[1]))
+    # Calibration ROIs are small from the start; segmentation needs the full-resolution region.
+    if roi_source == "calibration":
+        return lambda frame_HxW: resize(crop.apply(frame_HxW, source), roi_hw)
+    return lambda frame_HxW: crop.apply(frame_HxW, source)
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentedRois:
+    """What the segmentation stage gives for N image regions: ROIs h×w (zeros where no muscle was
+    found, with the reason), and the aponeurosis curves in region pixels (`row = np.polyval(coeffs,
+    column)` over `column_range_Nx2`; NaN where not found)."""
+
+    rois_NxhxW: np.ndarray
+    found_N: np.ndarray
+    reasons: tuple[str, ...]
+    superficial_coeffs_NxD: np.ndarray
+    deep_coeffs_NxD: np.ndarray
+    column_range_Nx2: np.ndarray
+
+
+def segment_regions(regions_NxHxW: np.ndarray, roi_hw: tuple[int, int]) -> SegmentedRois:
+    """The segmentation stage over same-size image regions, a chunk at a time (its full-size
+    masks are not kept)."""
+    chunks = [
+        segment_frames(np.ascontiguousarray(regions_NxHxW[start : start + _SEGMENTATION_CHUNK]), roi_hw)
+        for start in range(0, len(regions_NxHxW), _SEGMENTATION_CHUNK)
+    ]
+    return SegmentedRois(
+        np.concatenate([np.asarray(c.rois_NxhxW, dtype=np.uint8) for c in chunks]),
+        np.concatenate([np.asarray(c.found_N, dtype=bool) for c in chunks]),
+        tuple(str(r) for c in chunks for r in c.reasons),
+        np.concatenate([c.superficial_coeffs_NxD for c in chunks]),
+        np.concatenate([c.deep_coeffs_NxD for c in chunks]),
+        np.concatenate([c.column_range_Nx2 for c in chunks]),
+    )
+
+
 def read_rois(
     source: Path,
     roi_hw: tuple[int, int],
@@ -232,40 +276,30 @@ def read_rois(
 ) -> RoiFrames:
     """Decodes `source`, crops it to the image region (`crop`, or detected from the frames when
     None) and makes each frame's ROI: 'calibration' resizes the region to `roi_hw`;
-    'segmentation' hands it to `muscle_jax.segmentation.segment_frames`."""
+    'segmentation' hands it to `muscle_jax.segmentation.segment_frames` (`region_transform`,
+    `segment_regions`: the per-frame steps that `muscle_jax.live` applies to a live feed)."""
     if roi_source not in ROI_SOURCES:
         raise ValueError(f"roi_source must be one of {ROI_SOURCES}, got {roi_source!r}")
     roi_hw = (int(roi_hw[0]), int(roi_hw[1]))
-
-    def prepare(crop: Crop):
-        # Calibration ROIs are small from the start; segmentation needs the full-resolution region.
-        if roi_source == "calibration":
-            return lambda frame_HxW: resize(crop.apply(frame_HxW, source), roi_hw)
-        return lambda frame_HxW: crop.apply(frame_HxW, source)
-
     if crop is None:
         full = read_frames(source, fps=fps, skip_bad_frames=skip_bad_frames)
         crop = detect_image_region(full.images_N)
         log.info("%s: detected image region x=%d y=%d w=%d h=%d", source, crop.x, crop.y, crop.w, crop.h)
-        decoded = dataclasses.replace(full, images_N=np.stack([prepare(crop)(f) for f in full.images_N]))
+        prepare = region_transform(crop, roi_hw, roi_source, source)
+        decoded = dataclasses.replace(full, images_N=np.stack([prepare(f) for f in full.images_N]))
     else:
-        decoded = read_frames(source, prepare(crop), fps, skip_bad_frames)
+        decoded = read_frames(source, region_transform(crop, roi_hw, roi_source, source), fps, skip_bad_frames)
     if roi_source == "calibration":
         return RoiFrames(decoded, np.ones(len(decoded.index_N), bool), ("",) * len(decoded.index_N), crop)
-    rois, found, reasons = [], [], []
-    for start in range(0, len(decoded.images_N), _SEGMENTATION_CHUNK):
-        result = segment_frames(np.ascontiguousarray(decoded.images_N[start : start + _SEGMENTATION_CHUNK]), roi_hw)
-        rois.append(np.asarray(result.rois_NxhxW, dtype=np.uint8))
-        found.append(np.asarray(result.found_N, dtype=bool))
-        reasons.extend(str(r) for r in result.reasons)
-    decoded = dataclasses.replace(decoded, images_N=np.concatenate(rois))
-    return RoiFrames(decoded, np.concatenate(found), tuple(reasons), crop)
+    segmented = segment_regions(decoded.images_N, roi_hw)
+    return RoiFrames(dataclasses.replace(decoded, images_N=segmented.rois_NxhxW), segmented.found_N, segmented.reasons, crop)
 
 
 # ---------------------------------------------------------------------------- signals → frames
 
 
-def _trial_signals(trial: TrialRef, targets: tuple[str, ...], emg_settings: dict | None) -> Signals:
+def trial_signals(trial: TrialRef, targets: tuple[str, ...], emg_settings: dict | None) -> Signals:
+    """The signals recorded with a trial (`targets` only; raw EMG conditioned into `emg_v`)."""
     if trial.layout == "gasfastrack":
         return read_gasfastrack_signals(trial.signals_path)[trial.name]
     header = read_csv_header(trial.signals_path)
@@ -340,7 +374,7 @@ def load_trial(
     unknown = [t for t in targets if t not in ALL_TARGETS]
     if unknown:
         raise ValueError(f"unknown target(s) {unknown}; expected names from {ALL_TARGETS}")
-    signals = _trial_signals(trial, targets, emg_settings)
+    signals = trial_signals(trial, targets, emg_settings)
     values = {t: signals.column(t) for t in targets}  # a declared target the recording lacks fails here
     rois = read_rois(trial.frames_path, roi_hw, roi_source, calibration_crop(trial), skip_bad_frames=skip_bad_frames)
     frames = rois.frames.require_complete(skip_bad_frames)
