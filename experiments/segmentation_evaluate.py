@@ -20,7 +20,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
+
+from muscle_jax import cli  # noqa: E402
 
 from muscle_jax.data.readers.media import read_frames  # noqa: E402
 from muscle_jax.segmentation import dl_track, evaluate, segment_frames  # noqa: E402
@@ -28,14 +30,18 @@ from muscle_jax.segmentation.curves import default_roi_config, fit_aponeuroses  
 from muscle_jax.segmentation.inference import cached_model  # noqa: E402
 from muscle_jax.segmentation.network import SHIPPED_CHECKPOINT  # noqa: E402
 
-_CHECKPOINT = flags.DEFINE_string("checkpoint", str(SHIPPED_CHECKPOINT), "segmentation checkpoint")
-_FIGURE = flags.DEFINE_string("figure", "docs/figures/segmentation_overlay.png", "overlay figure path")
-_JSON = flags.DEFINE_string("json", "docs/figures/segmentation_metrics.json", "metrics JSON path")
-_VIDEO = flags.DEFINE_string(
-    "video", str(Path(__file__).resolve().parents[2] / "shared/data/gasfastrack/clips/p6_isokinetic030_01_push_01.mp4"),
-    "a real medial gastrocnemius clip (another scanner, UI around the image) for a second figure; '' = none",
-)
-_VIDEO_FIGURE = flags.DEFINE_string("video_figure", "docs/figures/segmentation_gasfastrack.png", "its figure path")
+DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared/data/gasfastrack/clips/p6_isokinetic030_01_push_01.mp4"
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("checkpoint", str(SHIPPED_CHECKPOINT), "segmentation checkpoint")
+    flags.DEFINE_string("figure", "docs/figures/segmentation_overlay.png", "overlay figure path")
+    flags.DEFINE_string("json", "docs/figures/segmentation_metrics.json", "metrics JSON path")
+    flags.DEFINE_string("video", str(DEFAULT_VIDEO),
+                        "a real medial gastrocnemius clip (another scanner, UI around the image) for a second figure; '' = none")
+    flags.DEFINE_string("video_figure", "docs/figures/segmentation_gasfastrack.png", "its figure path")
+
+
 _PANELS = 8
 _VIDEO_FRAMES = (0, 60, 120)
 
@@ -136,15 +142,16 @@ def draw_video_frames(video: Path, checkpoint: str, path: Path) -> None:
 
 def main(argv: list[str]) -> None:
     del argv
-    records = validation_records(_CHECKPOINT.value)
+    args = flags.FLAGS
+    records = validation_records(args.checkpoint)
     numbers = summary(records)
-    draw_overlays(records, Path(_FIGURE.value))
-    Path(_JSON.value).parent.mkdir(parents=True, exist_ok=True)
-    Path(_JSON.value).write_text(json.dumps(numbers, indent=1) + "\n")
+    draw_overlays(records, Path(args.figure))
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(numbers, indent=1) + "\n")
     print(json.dumps(numbers, indent=1))
-    if _VIDEO.value and Path(_VIDEO.value).exists():
-        draw_video_frames(Path(_VIDEO.value), _CHECKPOINT.value, Path(_VIDEO_FIGURE.value))
+    if args.video and Path(args.video).exists():
+        draw_video_frames(Path(args.video), args.checkpoint, Path(args.video_figure))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)

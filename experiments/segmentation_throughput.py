@@ -21,15 +21,18 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from muscle_jax import cli
 from muscle_jax.segmentation import dl_track, segment_frames
 from muscle_jax.data.readers.images import read_gray_image
 from muscle_jax.segmentation.inference import cached_model, checkpoint_metrics
 from muscle_jax.segmentation.network import SHIPPED_CHECKPOINT, predict_probabilities_NxHxW
 
-_CHECKPOINT = flags.DEFINE_string("checkpoint", str(SHIPPED_CHECKPOINT), "segmentation checkpoint")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "timed runs per stage")
+
+def define_flags() -> None:
+    flags.DEFINE_string("checkpoint", str(SHIPPED_CHECKPOINT), "segmentation checkpoint")
+    flags.DEFINE_integer("repeats", 5, "timed runs per stage")
 
 
 def frames_per_second(run: Callable[[], object], num_frames: int, repeats: int) -> float:
@@ -44,7 +47,7 @@ def frames_per_second(run: Callable[[], object], num_frames: int, repeats: int) 
 
 def main(argv: list[str]) -> None:
     del argv
-    checkpoint = _CHECKPOINT.value
+    checkpoint, repeats = flags.FLAGS.checkpoint, flags.FLAGS.repeats
     model, params, input_hw, _ = cached_model(checkpoint)
     data_dir = checkpoint_metrics(checkpoint)["config"]["data"]["dl_track_dir"]
     pairs = [p for p in dl_track.list_pairs(data_dir) if p.size_wh == (660, 556)][:16]
@@ -54,17 +57,17 @@ def main(argv: list[str]) -> None:
                "frame_hw": full_frames.shape[1:]}
     for batch in (1, 16):
         x = jnp.zeros((batch, *input_hw, 1), jnp.float32)
-        results[f"network_batch{batch}_fps"] = frames_per_second(lambda x=x: apply(params, x), batch, _REPEATS.value)
+        results[f"network_batch{batch}_fps"] = frames_per_second(lambda x=x: apply(params, x), batch, repeats)
     results["probabilities_batch16_fps"] = frames_per_second(
-        lambda: predict_probabilities_NxHxW(model, params, input_hw, full_frames, 16), 16, _REPEATS.value
+        lambda: predict_probabilities_NxHxW(model, params, input_hw, full_frames, 16), 16, repeats
     )
     results["segment_frames_batch16_fps"] = frames_per_second(
         lambda: segment_frames(full_frames, (128, 128), checkpoint=checkpoint, batch_size=16).found_N,
-        16, _REPEATS.value,
+        16, repeats,
     )
     results["load_average_after"] = os.getloadavg()[0]
     print(json.dumps({k: (round(v, 1) if isinstance(v, float) else v) for k, v in results.items()}, indent=1))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags)
