@@ -1,5 +1,6 @@
-"""The code's layout keeps its promises: imports at module top, and no import cycle between
-the data sources, the segmentation stage and the dataset builder."""
+"""The code's layout keeps its promises: imports at module top, no import cycle between the
+data sources, the segmentation stage and the dataset builder, and the CPU kernels reached only
+through the runtime."""
 
 import ast
 from pathlib import Path
@@ -14,6 +15,10 @@ LAYERS = [
     ("muscle_jax.segmentation",),
     ("muscle_jax.data.recordings", "muscle_jax.data.ultrasound_states", "muscle_jax.data.pipeline"),
 ]
+
+# How one machine runs a model (docs/architecture.md): only the runtime package itself may
+# import these; models, training and evaluation get them through `runtime.Runtime`.
+RUNTIME_KERNELS = tuple(f"muscle_jax.runtime.{name}" for name in ("conv", "winograd", "xla_cpu", "allocator", "fold_axis", "tune"))
 
 
 def _modules():
@@ -61,3 +66,13 @@ def test_data_sources_segmentation_and_builder_import_downwards_only():
             if target is not None and target > level:
                 upward.append(f"{module} imports {name}")
     assert upward == []
+
+
+def test_only_the_runtime_imports_the_cpu_kernels():
+    reaching_in = [
+        f"{module} imports {name}"
+        for module, tree in _modules() if not module.startswith("muscle_jax.runtime")
+        for name in _imported(tree, module)
+        if any(name == kernel or name.startswith(kernel + ".") for kernel in RUNTIME_KERNELS)
+    ]
+    assert reaching_in == []
