@@ -4,7 +4,7 @@ Ridge regression from a handful of hand-made, gain-insensitive ROI features to a
 and EMG, trained on all participants but one and scored (R²) on the one left out:
 
     python experiments/phantom_learnability.py                    # phantom_small, ~1 min on 2 cores
-    python experiments/phantom_learnability.py --cnn_folds=3,5,7  # + the project's CNN, a few min a fold
+    python experiments/phantom_learnability.py --cnn_folds=3,5,7  # + the project's CNN, ~30 s a fold
 
 Features, per ROI: the dominant orientation and its coherence in four horizontal bands (the
 slope of the fascicles, which follows their projection, and how it changes with depth, which
