@@ -22,6 +22,7 @@ from muscle_jax.architecture import aponeurosis_network, command, geometry, meas
 from muscle_jax.architecture.region import find_clip_region, find_image_region  # noqa: E402
 from muscle_jax.data.readers.frames import Crop  # noqa: E402
 from muscle_jax.data.readers.images import read_gray_image  # noqa: E402
+from muscle_jax.segmentation.curves import fit_aponeuroses  # noqa: E402
 from muscle_jax.segmentation.inference import cached_model  # noqa: E402
 from muscle_jax.segmentation.network import SHIPPED_CHECKPOINT, probabilities_BxHxW  # noqa: E402
 
@@ -206,6 +207,19 @@ def test_angle_conventions_match_the_observers_on_real_images():
         assert result.mirrored == name.startswith("dataset4"), name
         if np.isfinite(label["deep_aponeurosis_angle_deg"]).all():
             assert np.sign(result.deep_aponeurosis_angle_deg) == np.sign(label["deep_aponeurosis_angle_deg"].mean())
+
+
+def test_the_deep_aponeurosis_is_the_strong_band_not_a_streak_as_wide():
+    """A thin, broken intramuscular streak spanning 75 % of the deep aponeurosis' columns lies
+    between the aponeuroses; the deep one is the thick band that holds the mask below it."""
+    mask = np.zeros((256, 300), bool)
+    mask[20:28, :] = True  # superficial aponeurosis
+    for start in range(30, 250, 35):
+        mask[100:103, start : start + 30] = True  # streak: seven 30-column pieces, 5 apart
+    mask[180:190, :280] = True  # deep aponeurosis
+    fit = fit_aponeuroses(mask, measure.default_config().roi)
+    assert fit.found, fit.reason
+    assert np.polyval(fit.deep_coeffs, 150.0) == pytest.approx(184.5, abs=1.0)
 
 
 def test_blank_noise_and_no_muscle_are_not_found_with_a_reason():

@@ -46,7 +46,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.checkpoint = ""  # segmentation checkpoint; "" = the shipped U-Net
     config.threshold = 0.5  # on the U-Net's aponeurosis probability
     config.roi = default_roi_config()  # curve degree and plausibility bounds of the aponeuroses
-    config.roi.min_deep_span_share = 0.7  # the deep aponeurosis is nearly as wide as the widest deep band
+    config.roi.min_deep_mask_share = 0.7  # the deep aponeurosis holds nearly as much mask as the strongest deep band
     config.roi.min_gap_fraction = 0.08  # closer bands are layers of the superficial aponeurosis
     config.skin_fraction = 0.05  # mask components centred in this top share of the region are skin
     config.working_height = 256  # the region is measured at most this many pixels high (one scale for both axes)
