@@ -22,6 +22,7 @@ from muscle_jax.architecture import aponeurosis_network, command, geometry, meas
 from muscle_jax.architecture.region import find_clip_region, find_image_region  # noqa: E402
 from muscle_jax.data.readers.frames import Crop  # noqa: E402
 from muscle_jax.data.readers.images import read_gray_image  # noqa: E402
+from muscle_jax.segmentation.curves import fit_aponeuroses  # noqa: E402
 from muscle_jax.segmentation.inference import cached_model  # noqa: E402
 from muscle_jax.segmentation.network import SHIPPED_CHECKPOINT, probabilities_BxHxW  # noqa: E402
 
@@ -30,10 +31,12 @@ needs_timtrack = pytest.mark.skipif(not TIMTRACK.is_dir(), reason=f"{TIMTRACK} n
 
 
 def drawn_muscle(alpha=18.0, beta=-3.0, gamma=4.0, height=420, width=520, superficial_row=90, deep_row=330,
-                 seed=0, muscle=True) -> np.ndarray:
+                 seed=0, muscle=True, deep_band_px=(10.0, 10.0)) -> np.ndarray:
     """A B-mode-like picture with known geometry: speckle, a bright skin line, two aponeurosis
-    bands 10 px thick whose inner edges are straight lines at TimTrack angles beta and gamma
-    through the given rows at the centre column, and broken bright fascicles at angle alpha."""
+    bands whose inner edges are straight lines at TimTrack angles beta and gamma through the
+    given rows at the centre column, and broken bright fascicles at angle alpha. The
+    superficial band is 10 px thick, the deep one `deep_band_px` thick at the left and right
+    edges (linearly in between)."""
     rng = np.random.default_rng(seed)
     rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
     centre = (width - 1) / 2
@@ -48,7 +51,8 @@ def drawn_muscle(alpha=18.0, beta=-3.0, gamma=4.0, height=420, width=520, superf
         pieces = ndimage.gaussian_filter(rng.random(rows.shape), 6) > 0.48
         echo = echo + 1.3 * stripes * pieces * ((rows > superficial + 5) & (rows < deep - 5))
         echo = echo + 2.5 * ((rows > superficial - 10) & (rows <= superficial + 1))
-        echo = echo + 2.5 * ((rows >= deep - 1) & (rows < deep + 10))
+        deep_band = np.interp(cols, (0, width - 1), deep_band_px)
+        echo = echo + 2.5 * ((rows >= deep - 1) & (rows < deep + deep_band))
     echo = echo + 1.5 * (rows < 8)
     picture = 255 * np.clip(np.log1p(3 * echo * speckle) / np.log1p(9.0), 0, 1)
     return picture.astype(np.uint8)
@@ -206,6 +210,51 @@ def test_angle_conventions_match_the_observers_on_real_images():
         assert result.mirrored == name.startswith("dataset4"), name
         if np.isfinite(label["deep_aponeurosis_angle_deg"]).all():
             assert np.sign(result.deep_aponeurosis_angle_deg) == np.sign(label["deep_aponeurosis_angle_deg"].mean())
+
+
+def test_the_deep_aponeurosis_is_the_strong_band_not_a_streak_as_wide():
+    """A thin, broken intramuscular streak spanning 75 % of the deep aponeurosis' columns lies
+    between the aponeuroses; the deep one is the thick band that holds the mask below it."""
+    mask = np.zeros((256, 300), bool)
+    mask[20:28, :] = True  # superficial aponeurosis
+    for start in range(30, 250, 35):
+        mask[100:103, start : start + 30] = True  # streak: seven 30-column pieces, 5 apart
+    mask[180:190, :280] = True  # deep aponeurosis
+    fit = fit_aponeuroses(mask, measure.default_config().roi)
+    assert fit.found, fit.reason
+    assert np.polyval(fit.deep_coeffs, 150.0) == pytest.approx(184.5, abs=1.0)
+
+
+def test_thickness_reads_the_inner_edges_where_it_is_measured():
+    """The deep aponeurosis thickens from 6 px at the left edge to 30 px at the right (its inner
+    edge straight): its band's centre line no longer runs parallel to the inner edge, and an
+    edge read over all of it misses the one at the left edge, where thickness is measured.
+    Tolerance 2 % (the drawn test above: 1 % for bands of even thickness)."""
+    height, width, superficial_row, deep_row = 256, 320, 50, 200
+    picture = drawn_muscle(height=height, width=width, superficial_row=superficial_row, deep_row=deep_row,
+                           deep_band_px=(6.0, 30.0))
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
+    centre = (width - 1) / 2
+    superficial = superficial_row + geometry.slope_rows_per_column(-3.0) * (cols - centre)
+    deep = deep_row + geometry.slope_rows_per_column(4.0) * (cols - centre)
+    deep_band = np.interp(cols, (0, width - 1), (6.0, 30.0))
+    probabilities = (((rows > superficial - 10) & (rows <= superficial + 1))
+                     | ((rows >= deep - 1) & (rows < deep + deep_band))).astype(np.float32)
+    truth = true_thickness_at(0, -3.0, 4.0, width=width, superficial_row=superficial_row, deep_row=deep_row)
+    config = measure.default_config()
+    result = measure.measure_region(picture.astype(np.float32), probabilities, Crop(0, 0, width, height), config)
+    assert result.found, result.reason
+    assert result.thickness_px == pytest.approx(truth, rel=0.02)
+    config.inner_edge_share = 1.0
+    whole_length = measure.measure_region(picture.astype(np.float32), probabilities, Crop(0, 0, width, height), config)
+    assert abs(whole_length.thickness_px / truth - 1) > 0.03
+
+
+def test_columns_near_a_column_stay_inside_the_range():
+    assert measure.columns_near((100.0, 300.0), 0.0, 0.25) == (100.0, 150.0)
+    assert measure.columns_near((100.0, 300.0), 319.0, 0.25) == (250.0, 300.0)
+    assert measure.columns_near((100.0, 300.0), 200.0, 0.25) == (175.0, 225.0)
+    assert measure.columns_near((100.0, 300.0), 110.0, 1.0) == (100.0, 300.0)
 
 
 def test_blank_noise_and_no_muscle_are_not_found_with_a_reason():

@@ -46,7 +46,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.checkpoint = ""  # segmentation checkpoint; "" = the shipped U-Net
     config.threshold = 0.5  # on the U-Net's aponeurosis probability
     config.roi = default_roi_config()  # curve degree and plausibility bounds of the aponeuroses
-    config.roi.min_deep_span_share = 0.7  # the deep aponeurosis is nearly as wide as the widest deep band
+    config.roi.min_deep_mask_share = 0.7  # the deep aponeurosis holds nearly as much mask as the strongest deep band
     config.roi.min_gap_fraction = 0.08  # closer bands are layers of the superficial aponeurosis
     config.skin_fraction = 0.05  # mask components centred in this top share of the region are skin
     config.working_height = 256  # the region is measured at most this many pixels high (one scale for both axes)
@@ -67,6 +67,10 @@ def default_config() -> ml_collections.ConfigDict:
     # Inner edge of each aponeurosis: "half_max", where its brightness falls half way to the
     # muscle's (a property of the image); "mask", where the U-Net's mask ends.
     config.inner_edge = "half_max"
+    # Thickness reads the inner edges over this share of the columns both aponeuroses cover, those
+    # nearest its column (an aponeurosis thickens and thins along its length, so an edge read over
+    # all of it can sit rows away from the edge where thickness is measured); 1: over all of them.
+    config.inner_edge_share = 0.25
     config.batch_size = 16
     return config
 
@@ -181,6 +185,15 @@ def inner_offsets(image_HxW: np.ndarray, mask_HxW: np.ndarray, fit: AponeurosisF
     muscle_level = float(np.median(image_HxW[rows_KxC[inside].astype(int), column_index[inside]])) if inside.any() else 0.0
     return (half_maximum_offset_px(image_HxW, fit.superficial_coeffs, column_range, False, superficial, muscle_level),
             half_maximum_offset_px(image_HxW, fit.deep_coeffs, column_range, True, deep, muscle_level))
+
+
+def columns_near(column_range: tuple[float, float], column: float, share: float) -> tuple[float, float]:
+    """The `share` of `column_range` nearest `column`: its end stretch when `column` lies beyond
+    it, else a stretch centred on `column` (moved inside the range)."""
+    low, high = column_range
+    span = share * (high - low)
+    start = np.clip(column - span / 2, low, high - span)
+    return float(start), float(start + span)
 
 
 def band_line(mask_HxW: np.ndarray, coeffs: np.ndarray, column_range, reach: float) -> np.ndarray:
@@ -305,6 +318,9 @@ def measure_region(
     else:
         raise ValueError(f"config.thickness_at must be one of {THICKNESS_LOCATIONS}, got {config.thickness_at!r}")
     if np.isfinite(column):
+        # The inner edges near the thickness column (config.inner_edge_share), not over all the covered columns.
+        near = columns_near(column_range, column, config.inner_edge_share)
+        superficial_offset, deep_offset = inner_offsets(work_HxW, mask, fit, near, config.inner_edge)
         centre_distance = geometry.row_on_curve(fit.deep_coeffs, column_range, column) - geometry.row_on_curve(
             fit.superficial_coeffs, column_range, column)
     else:

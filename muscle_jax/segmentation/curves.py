@@ -4,9 +4,9 @@ The mask holds both aponeuroses in one class. Connected components that span eno
 are grouped into bands (a fragment joins a band when it lies on that band's line and covers
 mostly other columns), the shallowest two bands spanning enough of the width become the
 superficial and deep aponeurosis (deeper bands bound deeper muscles; with
-`min_deep_span_share`, the deep one is the shallowest band below the superficial that is
-nearly as wide as the widest there; with `min_gap_fraction`, bands just under the superficial
-one are its layers), and each is fitted with a polynomial `row = polyval(coeffs, column)`
+`min_deep_mask_share`, the deep one is the shallowest band below the superficial that holds
+nearly as many mask pixels as the strongest there; with `min_gap_fraction`, bands just under
+the superficial one are its layers), and each is fitted with a polynomial `row = polyval(coeffs, column)`
 through its per-column centre row. The curves therefore run along the middle of each
 aponeurosis, and thickness is the mean centre-to-centre distance over the columns both
 cover. Every way this can fail sets `found=False` with a reason instead of returning curves.
@@ -47,8 +47,10 @@ def default_roi_config() -> ml_collections.ConfigDict:
     roi.max_thickness_fraction = 0.9
     roi.max_residual_fraction = 0.03  # RMS fit residual bound, share of the frame height
     # 0: the deep aponeurosis is the second-shallowest band. s > 0: the shallowest band below the
-    # superficial one spanning ≥ s × the widest of those bands (short intramuscular streaks are not it).
-    roi.min_deep_span_share = 0.0
+    # superficial one holding ≥ s × the mask pixels of the strongest of those bands. An aponeurosis
+    # is a thick sheet seen along its length; intramuscular streaks are thin, short or broken, and
+    # a streak can span nearly as many columns as the aponeurosis, but not hold as much mask.
+    roi.min_deep_mask_share = 0.0
     # 0: off. g > 0: bands less than g × the height below the shallowest are layers of the
     # superficial aponeurosis (the deepest of them is taken), the deep one lies farther down.
     roi.min_gap_fraction = 0.0
@@ -164,9 +166,8 @@ def fit_aponeuroses(mask_HxW: np.ndarray, roi_config: ml_collections.ConfigDict)
     if not below:
         return not_found(f"no aponeurosis lies ≥ {100 * roi_config.get('min_gap_fraction', 0.0):.0f} % of the "
                          "height below the superficial one")
-    widest_below = max(len(b.column_set()) for b in below)
-    min_deep_span = roi_config.get("min_deep_span_share", 0.0) * widest_below
-    deep = next(b for b in below if len(b.column_set()) >= min_deep_span)
+    min_deep_pixels = roi_config.get("min_deep_mask_share", 0.0) * max(b.pixels for b in below)
+    deep = next(b for b in below if b.pixels >= min_deep_pixels)
     coeffs = []
     for name, band in (("superficial", superficial), ("deep", deep)):
         band_thickness = band.pixels / len(band.column_set())
