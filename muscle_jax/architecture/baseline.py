@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from muscle_jax import evaluate
 from muscle_jax.architecture import measure
@@ -72,12 +73,15 @@ def measure_records(dataset_config, source, index: RecordIndex, batch_size: int 
         chunks = _recording_frames(layout, dataset_config.get("manual_dir", ""), index)
     config = measure.default_config()
     config.batch_size = batch_size
-    for records, frames, crops in chunks:
-        for start in range(0, len(records), 256):
-            results = measure.measure_frames(frames[start : start + 256], crops[start : start + 256], config)
-            rows = records[start : start + 256]
-            found[rows] = [r.found for r in results]
-            features[rows] = [[getattr(r, name) for name in FEATURES] for r in results]
+    # Thousands of frames at ~60 frames/s on a laptop CPU: show the progress.
+    with tqdm(total=num_records, desc="architecture baseline", unit="frame", leave=False) as progress:
+        for records, frames, crops in chunks:
+            for start in range(0, len(records), 256):
+                results = measure.measure_frames(frames[start : start + 256], crops[start : start + 256], config)
+                rows = records[start : start + 256]
+                found[rows] = [r.found for r in results]
+                features[rows] = [[getattr(r, name) for name in FEATURES] for r in results]
+                progress.update(len(rows))
     return MeasuredArchitecture(features, found)
 
 
