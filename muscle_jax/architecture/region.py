@@ -71,7 +71,10 @@ def find_image_region(frame_HxW: np.ndarray) -> Crop | None:
     # The shape of the region is found on a coarse grid (cheap morphology); its edges on the full one.
     step = max(1, min(height, width) // _COARSE_SIDE)
     coarse = textured[: height // step * step, : width // step * step]
-    coarse = coarse.reshape(height // step, step, width // step, step).mean(axis=(1, 3)) > 0.5
+    # More than half of each step × step cell textured, counted by adding the cell's step² strided
+    # views (a reduction over the reshaped cell's axes took 1.4 ms of a 660×556 frame's ~7).
+    counts = sum(coarse[i::step, j::step].astype(np.uint16) for i in range(step) for j in range(step))
+    coarse = counts * 2 > step * step
     # Closing then opening with squares, as separable minimum and maximum filters (cheap);
     # the frame's edge counts as inside, so an image that fills the frame is not eaten away.
     coarse = coarse.astype(np.uint8)
