@@ -34,7 +34,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import numpy as np
 from absl import flags
 from PIL import Image
@@ -49,6 +48,7 @@ from muscle_jax.data.readers.frames import Crop
 from muscle_jax.data.readers.images import IMAGE_SUFFIXES, natural_key, read_gray_image
 from muscle_jax.data.readers.media import DICOM_SUFFIXES, VIDEO_SUFFIXES, read_frames
 from muscle_jax.data.readers.signals import read_gasfastrack_calibration
+from muscle_jax.overlay import OverlayVideo, shown_time_s
 
 log = logging.getLogger(__name__)
 
@@ -203,27 +203,6 @@ def measure_image_folder(folder: Path, files: list[Path], output: Output, calibr
         output.write([rows[i] for i in sorted(rows)])
 
 
-class VideoWriter:
-    """RGB frames into an H.264 mp4 (even width and height, as the encoder needs)."""
-
-    def __init__(self, path: Path, height: int, width: int, fps: float):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(path), "w")
-        self._stream = self._container.add_stream("libx264", rate=max(1, int(round(fps))))
-        self._stream.height, self._stream.width = height - height % 2, width - width % 2
-        self._stream.pix_fmt = "yuv420p"
-
-    def write(self, rgb_HxWx3: np.ndarray) -> None:
-        rgb = np.ascontiguousarray(rgb_HxWx3[: self._stream.height, : self._stream.width])
-        for packet in self._stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-            self._container.mux(packet)
-
-    def close(self) -> None:
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-
-
 def clip_geometry(path: Path, frames_NxHxW: np.ndarray, calibration: Calibration) -> Calibration:
     """The clip's image region and scale: the calibration's, else the DICOM header's, else
     (region only) the pixels that change over a sample of frames spread over the clip."""
@@ -255,7 +234,8 @@ def measure_clip(path: Path, output: Output, calibration: Calibration, batch_siz
     if output.overlay is not None and output.overlay.suffix.lower() == ".mp4":
         times = decoded.time_s_N
         rate = 1.0 / float(np.median(np.diff(times))) if len(times) > 1 and np.isfinite(times).all() else 30.0
-        writer = VideoWriter(output.overlay, frames.shape[1], frames.shape[2], rate)
+        # H.264 needs an even width and height: the last row or column of an odd frame is left out.
+        writer = OverlayVideo(output.overlay, frames.shape[2] // 2 * 2, frames.shape[1] // 2 * 2, rate)
     try:
         _measure_chunks(path, decoded, calibration.crop, config, output, writer, results)
     finally:
@@ -286,11 +266,12 @@ def _measure_chunks(path, decoded, crop, config, output, writer, results) -> Non
         if output.overlay is not None:
             for offset, (frame, result) in enumerate(zip(chunk, chunk_results, strict=True)):
                 picture = draw_overlay(frame, result)
+                index = int(decoded.index_N[start + offset])
                 if writer is not None:
-                    writer.write(picture)
+                    even = np.ascontiguousarray(picture[: picture.shape[0] // 2 * 2, : picture.shape[1] // 2 * 2])
+                    writer.write(even, shown_time_s(float(decoded.time_s_N[start + offset]), index, writer.frame_rate))
                 else:
                     output.overlay.mkdir(parents=True, exist_ok=True)
-                    index = int(decoded.index_N[start + offset])
                     Image.fromarray(picture).save(output.overlay / f"{path.stem}_{index:06d}.png")
 
 
