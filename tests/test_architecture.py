@@ -78,6 +78,18 @@ def test_timtrack_sign_rule_pennation_and_length():
     assert geometry.canonical_orientation(20.0, -2.0, 4.0) == (20.0, -2.0, 4.0, False)
 
 
+def test_the_drawn_fascicle_runs_from_one_aponeurosis_to_the_other_at_the_measured_angle():
+    superficial, deep, column_range = np.array([0.05, 40.0]), np.array([-0.05, 200.0]), (0.0, 400.0)
+    ends = geometry.fascicle_through(superficial, deep, column_range, 30.0, 200.0)
+    (x0, y0), (x1, y1) = ends
+    assert geometry.angle_deg((y1 - y0) / (x1 - x0)) == pytest.approx(30.0)
+    assert 0.5 * (x0 + x1) == pytest.approx(200.0)
+    # Rising to the right: the left end lies on the deep aponeurosis, the right end on the superficial one.
+    assert y0 == pytest.approx(geometry.row_on_curve(deep, column_range, 200.0))
+    assert y1 == pytest.approx(geometry.row_on_curve(superficial, column_range, 200.0))
+    assert geometry.fascicle_through(superficial, deep, column_range, 0.0, 200.0) is None
+
+
 def test_fascicle_centred_column_centres_the_fascicle_between_the_aponeuroses():
     superficial, deep = np.array([0.02, 50.0]), np.array([-0.05, 300.0])
     alpha = 20.0

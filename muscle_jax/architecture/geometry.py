@@ -44,6 +44,20 @@ def row_on_curve(coeffs: np.ndarray, column_range: tuple[float, float], columns:
     return float(rows) if rows.ndim == 0 else rows
 
 
+def fascicle_through(superficial_coeffs: np.ndarray, deep_coeffs: np.ndarray, column_range: tuple[float, float],
+                     angle_image_deg: float, column: float) -> np.ndarray | None:
+    """The fascicle at `angle_image_deg` through the middle of the muscle at `column`, spanning the
+    rows between the two aponeuroses there: its two ends as [[x, y], [x, y]], or None when the
+    angle is (nearly) horizontal."""
+    slope = slope_rows_per_column(angle_image_deg)
+    if not np.isfinite(slope) or abs(slope) < 1e-6:
+        return None
+    top, bottom = row_on_curve(superficial_coeffs, column_range, column), row_on_curve(deep_coeffs, column_range, column)
+    half_width = 0.5 * (bottom - top) / abs(slope)
+    offsets = np.array([-half_width, half_width])
+    return np.stack([column + offsets, 0.5 * (top + bottom) + slope * offsets], axis=1)
+
+
 def pennation_deg(alpha: float, beta: float) -> float:
     """The fascicle's angle to the superficial aponeurosis (TimTrack: alpha − beta)."""
     return alpha - beta

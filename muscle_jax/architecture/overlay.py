@@ -58,15 +58,8 @@ def draw_overlay(frame_HxW: np.ndarray, result: FrameArchitecture) -> np.ndarray
 
 def _draw_fascicles(draw: ImageDraw.ImageDraw, result: FrameArchitecture, low: float, high: float) -> None:
     """Three parallel fascicles at the measured angle, each from one aponeurosis to the other."""
-    slope = geometry.slope_rows_per_column(result.fascicle_angle_image_deg)
     for fraction in (0.25, 0.5, 0.75):
-        column = low + fraction * (high - low)
-        top = geometry.row_on_curve(result.superficial_coeffs, result.column_range, column)
-        bottom = geometry.row_on_curve(result.deep_coeffs, result.column_range, column)
-        middle = 0.5 * (top + bottom)
-        half_height = 0.5 * (bottom - top)
-        if abs(slope) < 1e-6:
-            continue
-        half_width = half_height / abs(slope)
-        draw.line([(column - half_width, middle - slope * half_width), (column + half_width, middle + slope * half_width)],
-                  fill=_COLOURS["fascicle"], width=2)
+        ends = geometry.fascicle_through(result.superficial_coeffs, result.deep_coeffs, result.column_range,
+                                         result.fascicle_angle_image_deg, low + fraction * (high - low))
+        if ends is not None:
+            draw.line([tuple(point) for point in ends.tolist()], fill=_COLOURS["fascicle"], width=2)

@@ -21,7 +21,7 @@ from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
-from muscle_jax.architecture import measure
+from muscle_jax.architecture import geometry, measure
 from muscle_jax.data.readers.frames import Crop
 from muscle_jax.report import UNITS
 from muscle_jax.streaming.prepare import OK, PreparedFrame
@@ -112,14 +112,10 @@ def architecture_lines(result: measure.FrameArchitecture) -> dict[str, np.ndarra
         return {}
     lines = {"superficial_aponeurosis": _curve_xy(result.superficial_coeffs, result.column_range),
              "deep_aponeurosis": _curve_xy(result.deep_coeffs, result.column_range)}
-    middle = float(np.mean(result.column_range))
-    top, bottom = np.polyval(result.superficial_coeffs, middle), np.polyval(result.deep_coeffs, middle)
-    slope = -np.tan(np.radians(result.fascicle_angle_image_deg))  # rows per column, TimTrack's sign rule
-    if np.isfinite(slope) and abs(slope) > 1e-6:
-        half_width = (bottom - top) / abs(slope) / 2
-        columns = np.array([middle - half_width, middle + half_width])
-        rows = (top + bottom) / 2 + slope * (columns - middle)
-        lines["fascicle"] = np.stack([columns, rows], axis=1)
+    fascicle = geometry.fascicle_through(result.superficial_coeffs, result.deep_coeffs, result.column_range,
+                                         result.fascicle_angle_image_deg, float(np.mean(result.column_range)))
+    if fascicle is not None:
+        lines["fascicle"] = fascicle
     return lines
 
 
