@@ -239,8 +239,8 @@ def run(workdir: str | Path, input_path: str | Path, output: str | Path, plot_pa
     extra, architecture_line = None, []
     if architecture:
         started = time.perf_counter()
-        crop = crop_for(Path(input_path), preprocessing_of(ensemble.config, ensemble.image_shape), crop_text)
-        extra = architecture_columns(Path(input_path), crop, prediction.frame_N)
+        # The image region the states were read from (given, calibrated or detected): one region per recording.
+        extra = architecture_columns(Path(input_path), prediction.crop, prediction.frame_N)
         architecture_line = [f"architecture measured on {int(extra['architecture_found'].sum())}/{len(prediction.frame_N)} "
                              f"frames in {time.perf_counter() - started:.1f} s"]
     write_csv(output, prediction, extra)
